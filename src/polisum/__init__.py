@@ -1,0 +1,25 @@
+"""polisum: a folder of Korean and English documents → a searchable, summarized knowledge base."""
+
+from polisum.api import EmbedderMismatchError, Index, IndexBusyError, IndexNotFoundError
+from polisum.config import Config, FusionWeights
+from polisum.loaders import LoadError
+from polisum.pipeline import IngestReport
+from polisum.types import Chunk, Document, Element, Hit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Chunk",
+    "Config",
+    "Document",
+    "Element",
+    "EmbedderMismatchError",
+    "FusionWeights",
+    "Hit",
+    "Index",
+    "IndexBusyError",
+    "IndexNotFoundError",
+    "IngestReport",
+    "LoadError",
+    "__version__",
+]

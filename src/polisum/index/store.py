@@ -1,0 +1,395 @@
+"""SQLite metadata store: documents, chunks, summaries and the embedding/summary caches.
+
+SQLite is the source of truth. Vector and BM25 index files are derived from it and stamped
+with the store's generation number, so a crash between the database commit and an index
+write is repaired on the next open by rebuilding that index from here.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL UNIQUE,
+    content_hash TEXT,
+    size INTEGER,
+    mtime_ns INTEGER,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    error TEXT,
+    n_chunks INTEGER NOT NULL DEFAULT 0,
+    metadata TEXT,
+    ingested_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    chunk_id TEXT NOT NULL UNIQUE,
+    document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    section TEXT,
+    page INTEGER,
+    start_char INTEGER NOT NULL,
+    end_char INTEGER NOT NULL,
+    text_hash TEXT NOT NULL,
+    summary TEXT,
+    summary_hash TEXT,
+    terms TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
+CREATE TABLE IF NOT EXISTS embeddings (
+    embedder TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (embedder, text_hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS summaries (
+    summarizer TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    PRIMARY KEY (summarizer, text_hash)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    id: int
+    source: str
+    content_hash: str | None
+    size: int | None
+    mtime_ns: int | None
+    status: str
+    error: str | None
+    n_chunks: int
+    metadata: dict[str, Any]
+    ingested_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "status": self.status,
+            "error": self.error,
+            "chunks": self.n_chunks,
+            "content_hash": self.content_hash,
+            "size": self.size,
+            "metadata": self.metadata,
+            "ingested_at": self.ingested_at,
+        }
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """A chunk ready to publish: everything the store keeps about it."""
+
+    chunk_id: str
+    ordinal: int
+    text: str
+    section: str | None
+    page: int | None
+    start: int
+    end: int
+    text_hash: str
+    summary: str | None
+    summary_hash: str | None
+    terms: list[str]
+
+
+@dataclass(frozen=True)
+class DocumentUpdate:
+    """The new state of one source file, published together with all others of an ingest."""
+
+    source: str
+    content_hash: str | None
+    size: int | None
+    mtime_ns: int | None
+    status: str
+    error: str | None
+    chunks: list[ChunkRow]
+    metadata: dict[str, Any]
+
+
+class MetadataStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves so each publish is one transaction.
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        with self.transaction():
+            for stmt in _SCHEMA.strip().split(";\n"):
+                if stmt.strip():
+                    self._db.execute(stmt)
+            if self.get_meta("schema_version") is None:
+                self._set_meta("schema_version", str(SCHEMA_VERSION))
+                self._set_meta("generation", "0")
+        version = int(self.get_meta("schema_version") or 0)
+        if version != SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{path}: index schema version {version}, this polisum reads {SCHEMA_VERSION}; "
+                "re-create it with `polisum ingest --rebuild`"
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+
+    # -- meta -----------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def set_meta(self, **values: str) -> None:
+        with self.transaction():
+            for key, value in values.items():
+                self._set_meta(key, value)
+
+    @property
+    def generation(self) -> int:
+        return int(self.get_meta("generation") or 0)
+
+    # -- documents ------------------------------------------------------------------------
+    def documents(self) -> list[DocumentRecord]:
+        rows = self._db.execute(
+            "SELECT id, source, content_hash, size, mtime_ns, status, error, n_chunks, metadata, "
+            "ingested_at FROM documents ORDER BY source"
+        ).fetchall()
+        return [
+            DocumentRecord(*r[:8], json.loads(r[8] or "{}"), r[9])  # type: ignore[arg-type]
+            for r in rows
+        ]
+
+    def update_stat(self, source: str, size: int, mtime_ns: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE documents SET size = ?, mtime_ns = ? WHERE source = ?",
+                (size, mtime_ns, source),
+            )
+
+    def count_chunks(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+
+    def chunk_rows(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        ids = list(ids)
+        if not ids:
+            return {}
+        out: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for r in self._db.execute(
+                "SELECT c.id, c.chunk_id, d.source, c.section, c.page, c.text, c.summary, "
+                "c.start_char, c.end_char FROM chunks c JOIN documents d ON d.id = c.document_id "
+                f"WHERE c.id IN ({marks})",
+                part,
+            ):
+                out[r[0]] = {
+                    "chunk_id": r[1],
+                    "source": r[2],
+                    "section": r[3],
+                    "page": r[4],
+                    "text": r[5],
+                    "summary": r[6],
+                    "start": r[7],
+                    "end": r[8],
+                }
+        return out
+
+    def all_chunk_ids(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT chunk_id FROM chunks")}
+
+    # -- caches ---------------------------------------------------------------------------
+    def cached_summaries(self, summarizer: str, hashes: Iterable[str]) -> dict[str, str]:
+        return dict(self._lookup("summaries", "summary", "summarizer", summarizer, hashes))
+
+    def put_summaries(self, summarizer: str, items: Iterable[tuple[str, str]]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO summaries(summarizer, text_hash, summary) VALUES (?, ?, ?)",
+                [(summarizer, h, s) for h, s in items],
+            )
+
+    def cached_embedding_hashes(self, embedder: str, hashes: Iterable[str]) -> set[str]:
+        hashes = list(hashes)
+        found: set[str] = set()
+        for start in range(0, len(hashes), 500):
+            part = hashes[start : start + 500]
+            marks = ",".join("?" * len(part))
+            found.update(
+                r[0]
+                for r in self._db.execute(
+                    f"SELECT text_hash FROM embeddings WHERE embedder = ? AND text_hash IN ({marks})",
+                    [embedder, *part],
+                )
+            )
+        return found
+
+    def put_embeddings(self, embedder: str, hashes: list[str], vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype="<f4")
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO embeddings(embedder, text_hash, vector) VALUES (?, ?, ?)",
+                [(embedder, h, v.tobytes()) for h, v in zip(hashes, vectors, strict=True)],
+            )
+
+    def _lookup(self, table, column, key_col, key, hashes):
+        hashes = list(hashes)
+        for start in range(0, len(hashes), 500):
+            part = hashes[start : start + 500]
+            marks = ",".join("?" * len(part))
+            yield from self._db.execute(
+                f"SELECT text_hash, {column} FROM {table} WHERE {key_col} = ? "
+                f"AND text_hash IN ({marks})",
+                [key, *part],
+            )
+
+    def vectors(self, embedder: str, which: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of every chunk's paragraph (which='text') or summary vector."""
+        column = {"text": "c.text_hash", "summary": "c.summary_hash"}[which]
+        rows = self._db.execute(
+            f"SELECT c.id, e.vector FROM chunks c JOIN embeddings e "
+            f"ON e.embedder = ? AND e.text_hash = {column} ORDER BY c.id",
+            (embedder,),
+        ).fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
+        return ids, vecs
+
+    def vectors_for(self, embedder: str, which: str, dim: int, ids: list[int]):
+        column = {"text": "c.text_hash", "summary": "c.summary_hash"}[which]
+        out_ids, blobs = [], []
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for r in self._db.execute(
+                f"SELECT c.id, e.vector FROM chunks c JOIN embeddings e "
+                f"ON e.embedder = ? AND e.text_hash = {column} WHERE c.id IN ({marks})",
+                [embedder, *part],
+            ):
+                out_ids.append(r[0])
+                blobs.append(r[1])
+        vecs = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim)
+        return np.asarray(out_ids, dtype=np.int64), vecs
+
+    def terms(self) -> tuple[np.ndarray, list[list[str]]]:
+        rows = self._db.execute("SELECT id, terms FROM chunks ORDER BY id").fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        return ids, [json.loads(r[1]) for r in rows]
+
+    # -- publish ----------------------------------------------------------------------------
+    def publish(
+        self, updates: list[DocumentUpdate], removed_sources: list[str]
+    ) -> tuple[list[int], list[int], int]:
+        """Apply an ingest in one transaction. Returns (added chunk ids, removed chunk ids,
+        new generation)."""
+        added: list[int] = []
+        removed: list[int] = []
+        now = time.time()
+        with self.transaction() as db:
+            for source in [*removed_sources, *(u.source for u in updates)]:
+                row = db.execute("SELECT id FROM documents WHERE source = ?", (source,)).fetchone()
+                if row is None:
+                    continue
+                removed.extend(
+                    r[0] for r in db.execute("SELECT id FROM chunks WHERE document_id = ?", row)
+                )
+                db.execute("DELETE FROM chunks WHERE document_id = ?", row)
+                db.execute("DELETE FROM documents WHERE id = ?", row)
+            for u in updates:
+                cur = db.execute(
+                    "INSERT INTO documents(source, content_hash, size, mtime_ns, status, error, "
+                    "n_chunks, metadata, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        u.source,
+                        u.content_hash,
+                        u.size,
+                        u.mtime_ns,
+                        u.status,
+                        u.error,
+                        len(u.chunks),
+                        json.dumps(u.metadata, ensure_ascii=False),
+                        now,
+                    ),
+                )
+                doc_id = cur.lastrowid
+                for c in u.chunks:
+                    cur = db.execute(
+                        "INSERT INTO chunks(chunk_id, document_id, ordinal, text, section, page, "
+                        "start_char, end_char, text_hash, summary, summary_hash, terms) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            c.chunk_id,
+                            doc_id,
+                            c.ordinal,
+                            c.text,
+                            c.section,
+                            c.page,
+                            c.start,
+                            c.end,
+                            c.text_hash,
+                            c.summary,
+                            c.summary_hash,
+                            json.dumps(c.terms, ensure_ascii=False),
+                        ),
+                    )
+                    added.append(cur.lastrowid)
+            generation = self.generation + 1
+            self._set_meta("generation", str(generation))
+        return added, removed, generation
+
+    def prune_caches(self, embedder: str, summarizer: str | None) -> None:
+        """Drop cached vectors and summaries no chunk uses, once an ingest has published."""
+        with self.transaction() as db:
+            db.execute(
+                "DELETE FROM embeddings WHERE embedder = ? AND text_hash NOT IN "
+                "(SELECT text_hash FROM chunks UNION SELECT summary_hash FROM chunks "
+                "WHERE summary_hash IS NOT NULL)",
+                (embedder,),
+            )
+            if summarizer:
+                db.execute(
+                    "DELETE FROM summaries WHERE summarizer = ? AND text_hash NOT IN "
+                    "(SELECT text_hash FROM chunks)",
+                    (summarizer,),
+                )
+
+    def reset(self) -> None:
+        """--rebuild: forget every document, chunk and cached result."""
+        with self.transaction() as db:
+            for table in ("chunks", "documents", "embeddings", "summaries"):
+                db.execute(f"DELETE FROM {table}")
+            for key in ("embedder", "embedder_dim", "summarizer"):
+                db.execute("DELETE FROM meta WHERE key = ?", (key,))
+            self._set_meta("generation", str(self.generation + 1))

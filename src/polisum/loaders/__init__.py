@@ -1,0 +1,51 @@
+"""Loaders turn files into Documents. Each format is one module behind the Loader protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from polisum.loaders.base import DEFAULT_MAX_BYTES, LoadError, Loader, check_readable
+from polisum.loaders.text import MarkdownLoader, TextLoader, decode_text
+from polisum.types import Document
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "LoadError",
+    "Loader",
+    "LoaderRegistry",
+    "MarkdownLoader",
+    "TextLoader",
+    "check_readable",
+    "decode_text",
+    "default_registry",
+]
+
+
+class LoaderRegistry:
+    """Maps file extensions to loaders. New formats register here without touching callers."""
+
+    def __init__(self, loaders: list[Loader] | None = None) -> None:
+        self._by_ext: dict[str, Loader] = {}
+        for loader in loaders or []:
+            self.register(loader)
+
+    def register(self, loader: Loader) -> None:
+        for ext in loader.extensions:
+            self._by_ext[ext.lower()] = loader
+
+    @property
+    def extensions(self) -> frozenset[str]:
+        return frozenset(self._by_ext)
+
+    def supports(self, path: Path) -> bool:
+        return path.suffix.lower() in self._by_ext
+
+    def load(self, path: Path) -> Document:
+        loader = self._by_ext.get(path.suffix.lower())
+        if loader is None:
+            raise LoadError(path, f"unsupported file type '{path.suffix or '(none)'}'")
+        return loader.load(path)
+
+
+def default_registry(max_bytes: int = DEFAULT_MAX_BYTES) -> LoaderRegistry:
+    return LoaderRegistry([TextLoader(max_bytes), MarkdownLoader(max_bytes)])

@@ -1,0 +1,363 @@
+"""Ingest: scan → load → chunk → summarize → embed → publish, resumable and atomic.
+
+Expensive results (summaries, vectors) are committed to caches in SQLite as they are made,
+so an interrupted ingest loses no model work. The documents and chunks of one ingest are then
+published in a single transaction: readers see the old index or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from polisum.chunking import Chunker
+from polisum.embed import Embedder
+from polisum.index.store import ChunkRow, DocumentRecord, DocumentUpdate, MetadataStore
+from polisum.loaders import LoadError, LoaderRegistry
+from polisum.summarize import Summarizer
+from polisum.text import terms
+from polisum.types import text_hash
+
+SUMMARY_BATCH = 32
+EMBED_BATCH = 64
+
+
+def crashpoint(name: str) -> None:
+    """Fault injection for the crash tests: POLISUM_CRASH_AT=name kills the process here,
+    as kill -9 would (no cleanup, no atexit)."""
+    if os.environ.get("POLISUM_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class FileFailure:
+    source: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"source": self.source, "reason": self.reason}
+
+
+@dataclass
+class IngestReport:
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    removed: int = 0
+    ignored: int = 0
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+    failures: list[FileFailure] = field(default_factory=list)
+
+    @property
+    def ingested(self) -> int:
+        return self.new + self.changed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": {
+                "new": self.new,
+                "changed": self.changed,
+                "unchanged": self.unchanged,
+                "failed": self.failed,
+                "removed": self.removed,
+                "ignored": self.ignored,
+            },
+            "chunks": {
+                "added": self.chunks_added,
+                "removed": self.chunks_removed,
+                "total": self.chunks_total,
+            },
+            "seconds": round(self.seconds, 3),
+            "failures": [f.to_dict() for f in self.failures],
+        }
+
+
+def source_name(path: Path, project_root: Path) -> str:
+    """How a file is named in the index: relative to the project (the folder holding the
+    index) when inside it, so the project can move; absolute otherwise. Names that are not
+    valid UTF-8 are stored with replacement characters."""
+    try:
+        name = path.relative_to(project_root).as_posix()
+    except ValueError:
+        name = path.as_posix()
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def scan(folder: Path, registry: LoaderRegistry) -> tuple[list[Path], int]:
+    """Supported files under ``folder`` (hidden folders and symlinked folders are skipped,
+    so a symlink loop cannot recurse), and the count of files ignored as unsupported."""
+    found: list[Path] = []
+    ignored = 0
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            if registry.supports(path):
+                found.append(path)
+            else:
+                ignored += 1
+    return found, ignored
+
+
+def file_hash(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def _batches(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+@dataclass
+class _Parsed:
+    path: Path
+    source: str
+    content_hash: str | None
+    size: int | None
+    mtime_ns: int | None
+    chunks: list = field(default_factory=list)
+    error: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Ingestor:
+    def __init__(
+        self,
+        store: MetadataStore,
+        registry: LoaderRegistry,
+        chunker: Chunker,
+        embedder: Embedder,
+        summarizer: Summarizer | None,
+        project_root: Path,
+        on_published: Callable[[list[int], list[int], int], None],
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.chunker = chunker
+        self.embedder = embedder
+        self.summarizer = summarizer
+        self.project_root = project_root
+        self.on_published = on_published
+
+    def run(
+        self, folder: Path, *, prune: bool = True, force: bool = False, progress: bool = False
+    ) -> IngestReport:
+        started = time.perf_counter()
+        report = IngestReport()
+        folder = folder.resolve()
+        if not folder.is_dir():
+            raise NotADirectoryError(f"{folder}: not a folder")
+        files, report.ignored = scan(folder, self.registry)
+        known = {d.source: d for d in self.store.documents()}
+
+        with _progress(progress) as bar:
+            todo = self._select(files, known, force, report, bar)
+            parsed = self._parse(todo, bar)
+            crashpoint("after_parse")
+            summaries = self._summarize(parsed, bar)
+            self._embed(parsed, summaries, bar)
+
+        updates = [self._update(p, summaries) for p in parsed]
+        seen = {p.source for p in todo} | {source_name(f, self.project_root) for f in files}
+        removed_sources = []
+        if prune:
+            for source, doc in known.items():
+                if source not in seen and self._is_under(source, folder):
+                    removed_sources.append(doc.source)
+        for p in parsed:
+            if p.error:
+                report.failed += 1
+                report.failures.append(FileFailure(p.source, p.error))
+            elif p.source in known:
+                report.changed += 1
+            else:
+                report.new += 1
+        report.removed = len(removed_sources)
+
+        if updates or removed_sources:
+            crashpoint("before_publish")
+            added, removed, generation = self.store.publish(updates, removed_sources)
+            crashpoint("after_publish")
+            report.chunks_added, report.chunks_removed = len(added), len(removed)
+            self.on_published(added, removed, generation)
+            crashpoint("after_index_write")
+            self.store.prune_caches(
+                self.embedder.name, self.summarizer.name if self.summarizer else None
+            )
+        report.chunks_total = self.store.count_chunks()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _is_under(self, source: str, folder: Path) -> bool:
+        path = Path(source)
+        if not path.is_absolute():
+            path = self.project_root / path
+        return path == folder or folder in path.parents
+
+    def _select(self, files, known: dict[str, DocumentRecord], force, report, bar) -> list[_Parsed]:
+        """Files to (re)process. Size and mtime equal to the recorded ones mean unchanged (as
+        git does); otherwise the content hash decides, so a touched file is not re-embedded."""
+        task = bar.add_task("scan", total=len(files))
+        todo = []
+        for path in files:
+            bar.advance(task)
+            source = source_name(path, self.project_root)
+            record = known.get(source)
+            try:
+                st = path.stat()
+            except OSError as exc:
+                todo.append(_Parsed(path, source, None, None, None, error=_os_reason(exc)))
+                continue
+            if not force and record and record.status == "ok":
+                if record.size == st.st_size and record.mtime_ns == st.st_mtime_ns:
+                    report.unchanged += 1
+                    continue
+            try:
+                digest = file_hash(path)
+            except OSError as exc:
+                todo.append(_Parsed(path, source, None, st.st_size, None, error=_os_reason(exc)))
+                continue
+            if not force and record and record.status == "ok" and record.content_hash == digest:
+                report.unchanged += 1
+                # Same content under a new mtime: record the new stat so the next scan is cheap.
+                self.store.update_stat(source, st.st_size, st.st_mtime_ns)
+                continue
+            todo.append(_Parsed(path, source, digest, st.st_size, st.st_mtime_ns))
+        return todo
+
+    def _parse(self, todo: list[_Parsed], bar) -> list[_Parsed]:
+        task = bar.add_task("parse", total=len(todo))
+        for item in todo:
+            bar.advance(task)
+            if item.error:
+                continue
+            try:
+                document = self.registry.load(item.path)
+                chunks = self.chunker.chunk(document, item.source)
+                if not chunks:
+                    raise LoadError(item.path, "no text found")
+            except LoadError as exc:
+                item.error = exc.reason
+                continue
+            except Exception as exc:  # a loader bug must not stop the other files
+                item.error = f"unexpected {type(exc).__name__}: {exc}"
+                continue
+            item.chunks = chunks
+            item.metadata = {k: v for k, v in document.metadata.items() if _jsonable(v)}
+        return todo
+
+    def _summarize(self, parsed: list[_Parsed], bar) -> dict[str, str]:
+        """text_hash → summary for every chunk, from the cache or made now (cached per batch)."""
+        if self.summarizer is None:
+            return {}
+        name = self.summarizer.name
+        texts = {text_hash(c.text): c.text for p in parsed for c in p.chunks}
+        summaries = self.store.cached_summaries(name, texts)
+        missing = [h for h in texts if h not in summaries]
+        task = bar.add_task("summarize", total=len(missing))
+        for batch in _batches(missing, SUMMARY_BATCH):
+            made = self.summarizer.summarize([texts[h] for h in batch])
+            self.store.put_summaries(name, zip(batch, made, strict=True))
+            summaries.update(zip(batch, made, strict=True))
+            bar.advance(task, len(batch))
+        return summaries
+
+    def _embed(self, parsed: list[_Parsed], summaries: dict[str, str], bar) -> None:
+        texts: dict[str, str] = {}
+        for p in parsed:
+            for c in p.chunks:
+                h = text_hash(c.text)
+                texts[h] = c.text
+                summary = summaries.get(h)
+                if summary:
+                    texts[text_hash(summary)] = summary
+        name = self.embedder.name
+        cached = self.store.cached_embedding_hashes(name, texts)
+        missing = [h for h in texts if h not in cached]
+        task = bar.add_task("embed", total=len(missing))
+        for i, batch in enumerate(_batches(missing, EMBED_BATCH)):
+            vectors = self.embedder.embed_documents([texts[h] for h in batch])
+            self.store.put_embeddings(name, batch, vectors)
+            bar.advance(task, len(batch))
+            if i == 0:
+                crashpoint("during_embed")
+
+    def _update(self, p: _Parsed, summaries: dict[str, str]) -> DocumentUpdate:
+        rows = []
+        for c in p.chunks:
+            h = text_hash(c.text)
+            summary = summaries.get(h)
+            rows.append(
+                ChunkRow(
+                    chunk_id=c.chunk_id,
+                    ordinal=c.ordinal,
+                    text=c.text,
+                    section=c.section,
+                    page=c.page,
+                    start=c.start,
+                    end=c.end,
+                    text_hash=h,
+                    summary=summary,
+                    summary_hash=text_hash(summary) if summary else None,
+                    terms=terms(c.text),
+                )
+            )
+        return DocumentUpdate(
+            source=p.source,
+            content_hash=p.content_hash,
+            size=p.size,
+            mtime_ns=p.mtime_ns,
+            status="failed" if p.error else "ok",
+            error=p.error,
+            chunks=rows,
+            metadata=p.metadata,
+        )
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return f"cannot read file: {exc.strerror or exc}"
+
+
+def _jsonable(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool)) or value is None

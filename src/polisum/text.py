@@ -1,0 +1,79 @@
+"""Korean-aware text processing shared by the chunker, summarizer and BM25: sentences and terms.
+
+Kiwi (kiwipiepy) does both Korean morphology and sentence splitting and copes with mixed
+Korean/English text, so one analyser serves every language the package targets.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+from kiwipiepy import Kiwi
+
+# Morpheme tags that carry meaning for lexical matching. Particles (J*), endings (E*),
+# affixes and punctuation are dropped: Korean attaches them to every noun and verb, so
+# keeping them makes BM25 match on grammar instead of content.
+_CONTENT_TAG_PREFIXES = ("NN", "NR", "NP", "VV", "VA", "XR", "SL", "SH", "SN", "MAG", "W_")
+_ENGLISH_STOPWORDS = frozenset(
+    "a an and are as at be but by for from has have in is it its of on or that the this to was "
+    "were will with which who what when where why how".split()
+)
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def kiwi() -> Kiwi:
+    """One Kiwi per process: loading its model takes about a second."""
+    return Kiwi()
+
+
+def has_hangul(text: str) -> bool:
+    return _HANGUL.search(text) is not None
+
+
+def detect_language(text: str) -> str:
+    """'ko' when Hangul makes up a fair share of the letters, else 'en' (the other target)."""
+    letters = sum(c.isalpha() for c in text)
+    if not letters:
+        return "en"
+    hangul = len(_HANGUL.findall(text))
+    return "ko" if hangul / letters > 0.2 else "en"
+
+
+@dataclass(frozen=True)
+class Sentence:
+    text: str
+    start: int
+    end: int
+
+
+def split_sentences(text: str) -> list[Sentence]:
+    """Sentences with offsets into ``text``; Kiwi handles Korean endings and English abbreviations."""
+    if not text.strip():
+        return []
+    with _lock:  # Kiwi objects are not documented as thread-safe
+        sents = kiwi().split_into_sents(text)
+    return [Sentence(s.text, s.start, s.end) for s in sents if s.text.strip()]
+
+
+def terms(text: str) -> list[str]:
+    """Lexical terms for BM25 and lexical centrality: content morphemes, lower-cased."""
+    with _lock:
+        tokens = kiwi().tokenize(text)
+    out: list[str] = []
+    for tok in tokens:
+        if not tok.tag.startswith(_CONTENT_TAG_PREFIXES):
+            continue
+        form = tok.form.lower()
+        if tok.tag == "SL" and form in _ENGLISH_STOPWORDS:
+            continue
+        out.append(form)
+    return out
+
+
+def terms_batch(texts: list[str]) -> list[list[str]]:
+    return [terms(t) for t in texts]
