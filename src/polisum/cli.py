@@ -42,10 +42,10 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _open(index: Path | None, create: bool, **settings: Any) -> Index:
+def _open(index: Path | None, create: bool, rebuild: bool = False, **settings: Any) -> Index:
     try:
         config = Config.load(index=index)
-        return Index.open(config=config, create=create, **settings)
+        return Index.open(config=config, create=create, rebuild=rebuild, **settings)
     except (IndexError_, ConfigError, EmbedderError, SummarizerError, OSError) as exc:
         _fail(str(exc))
         raise  # unreachable: _fail exits
@@ -69,12 +69,10 @@ def ingest(
     """Parse, chunk, summarize and embed every document under FOLDER; only changes are redone."""
     if not folder.is_dir():
         _fail(f"{folder}: not a folder")
-    idx = _open(index, create=True, embedder=None if rebuild else embedder, summarizer=summarizer)
-    if rebuild and embedder:
-        idx.config = idx.config.with_overrides(embedder=embedder)
+    idx = _open(index, create=True, rebuild=rebuild, embedder=embedder, summarizer=summarizer)
     try:
         with idx:
-            report = idx.ingest(folder, prune=prune, rebuild=rebuild, progress=not (quiet or as_json))
+            report = idx.ingest(folder, prune=prune, progress=not (quiet or as_json))
     except (IndexError_, EmbedderError, SummarizerError) as exc:
         _fail(str(exc))
     if as_json:

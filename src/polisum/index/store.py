@@ -390,6 +390,5 @@ class MetadataStore:
         with self.transaction() as db:
             for table in ("chunks", "documents", "embeddings", "summaries"):
                 db.execute(f"DELETE FROM {table}")
-            for key in ("embedder", "embedder_dim", "summarizer"):
-                db.execute("DELETE FROM meta WHERE key = ?", (key,))
+            db.execute("DELETE FROM meta WHERE key NOT IN ('schema_version', 'generation')")
             self._set_meta("generation", str(self.generation + 1))
