@@ -72,5 +72,7 @@ def test_ids_are_stable_and_depend_on_content():
 
 
 def test_repeated_paragraphs_get_distinct_ids():
-    chunks = ParagraphChunker(min_chars=0, max_chars=500).chunk(_doc("반복.\n\n반복.\n\n반복."), "r.txt")
+    chunks = ParagraphChunker(min_chars=0, max_chars=500).chunk(
+        _doc("반복.\n\n반복.\n\n반복."), "r.txt"
+    )
     assert len({c.chunk_id for c in chunks}) == 3

@@ -41,7 +41,9 @@ def test_ingest_query_status_json_roundtrip(docs: Path, tmp_path: Path, monkeypa
 def test_human_output_shows_source_section_and_text(docs: Path, tmp_path: Path):
     index = tmp_path / "idx"
     assert runner.invoke(app, ["ingest", str(docs), "--index", str(index), "-q"]).exit_code == 0
-    result = runner.invoke(app, ["query", "libraries opening hours", "--index", str(index), "-k", "1"])
+    result = runner.invoke(
+        app, ["query", "libraries opening hours", "--index", str(index), "-k", "1"]
+    )
     assert result.exit_code == 0
     assert "city.txt" in result.stdout and "nine in the morning" in result.stdout
     result = runner.invoke(app, ["status", "--index", str(index)])

@@ -29,11 +29,15 @@ def _write_v1(docs: Path) -> None:
 
 def _write_v2(docs: Path) -> None:
     """A change set touching every path of an ingest: add, modify, delete."""
-    (docs / "rent.txt").write_text(KO_RENT + "\n\n추가된 문단: 신청 기간은 매년 3월이다.", encoding="utf-8")
+    (docs / "rent.txt").write_text(
+        KO_RENT + "\n\n추가된 문단: 신청 기간은 매년 3월이다.", encoding="utf-8"
+    )
     (docs / "bus.md").unlink()
     (docs / "library.txt").write_text(EN_LIBRARY, encoding="utf-8")
     for i in range(6):  # enough new paragraphs for more than one embedding batch
-        paragraphs = [f"Report {i} paragraph {j}: budget line {i * 100 + j} is approved." for j in range(12)]
+        paragraphs = [
+            f"Report {i} paragraph {j}: budget line {i * 100 + j} is approved." for j in range(12)
+        ]
         (docs / f"report{i}.txt").write_text("\n\n".join(paragraphs), encoding="utf-8")
 
 

@@ -55,7 +55,9 @@ def test_incremental_add_modify_delete_gives_exactly_the_expected_chunks(tmp_pat
     project = tmp_path / "proj"
     docs = project / "docs"
     docs.mkdir(parents=True)
-    (docs / "a.txt").write_text("첫 문서의 첫 문단.\n\n첫 문서의 둘째 문단은 조금 더 길다.", encoding="utf-8")
+    (docs / "a.txt").write_text(
+        "첫 문서의 첫 문단.\n\n첫 문서의 둘째 문단은 조금 더 길다.", encoding="utf-8"
+    )
     (docs / "b.md").write_text("# B\n\nB 문서의 본문.\n", encoding="utf-8")
     (docs / "c.txt").write_text(EN_LIBRARY, encoding="utf-8")
     idx = polisum.Index.open(project / ".polisum")

@@ -16,7 +16,7 @@ from polisum.index.bm25 import BM25Index
 from polisum.index.store import DocumentRecord, MetadataStore
 from polisum.index.vectors import VectorIndex
 from polisum.loaders import LoaderRegistry, default_registry
-from polisum.pipeline import IngestReport, Ingestor
+from polisum.pipeline import Ingestor, IngestReport
 from polisum.retrieve import HybridRetriever
 from polisum.summarize import Summarizer, load_summarizer
 from polisum.types import Hit
@@ -297,9 +297,7 @@ class Index:
             return []
         scored = self.retriever().search(query, k)
         rows = self.store.chunk_rows(s.id for s in scored)
-        return [
-            Hit(score=s.score, scores=s.scores, **rows[s.id]) for s in scored if s.id in rows
-        ]
+        return [Hit(score=s.score, scores=s.scores, **rows[s.id]) for s in scored if s.id in rows]
 
     def documents(self) -> list[DocumentRecord]:
         return self.store.documents()

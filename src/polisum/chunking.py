@@ -137,7 +137,9 @@ class ParagraphChunker:
                 and (len(prev.text) < self.min_chars or len(p.text) < self.min_chars)
                 and len(prev.text) + len(p.text) + 2 <= self.max_chars
             ):
-                out[-1] = _Piece(prev.text + "\n\n" + p.text, prev.section, prev.page, prev.start, p.end)
+                out[-1] = _Piece(
+                    prev.text + "\n\n" + p.text, prev.section, prev.page, prev.start, p.end
+                )
             else:
                 out.append(p)
         return out

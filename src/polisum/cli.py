@@ -99,7 +99,9 @@ def ingest(
 def query(
     text: Annotated[str, typer.Argument(help="What to search for.")],
     index: IndexOpt = None,
-    k: Annotated[int | None, typer.Option("-k", "--top-k", min=1, help="Number of results.")] = None,
+    k: Annotated[
+        int | None, typer.Option("-k", "--top-k", min=1, help="Number of results.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Find the paragraphs that best match TEXT (hybrid dense + BM25)."""

@@ -56,9 +56,13 @@ class Config:
         return replace(self, **given)
 
     @classmethod
-    def load(cls, index: str | Path | None = None, cwd: Path | None = None, **overrides: Any) -> Config:
+    def load(
+        cls, index: str | Path | None = None, cwd: Path | None = None, **overrides: Any
+    ) -> Config:
         cwd = cwd or Path.cwd()
-        local = _apply_toml(cls(), cwd / CONFIG_FILENAME) if (cwd / CONFIG_FILENAME).is_file() else None
+        local = (
+            _apply_toml(cls(), cwd / CONFIG_FILENAME) if (cwd / CONFIG_FILENAME).is_file() else None
+        )
         env_index = os.environ.get("POLISUM_INDEX")
         if index:
             index_dir = Path(index)

@@ -9,7 +9,9 @@ try:
     from langchain_core.documents import Document as LCDocument
     from langchain_core.retrievers import BaseRetriever
 except ImportError as exc:  # pragma: no cover - depends on the optional extra
-    raise ImportError("the LangChain adapter needs langchain-core: pip install 'polisum[langchain]'") from exc
+    raise ImportError(
+        "the LangChain adapter needs langchain-core: pip install 'polisum[langchain]'"
+    ) from exc
 
 from pydantic import ConfigDict
 

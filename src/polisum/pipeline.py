@@ -29,7 +29,7 @@ from rich.progress import (
 from polisum.chunking import Chunker
 from polisum.embed import Embedder
 from polisum.index.store import ChunkRow, DocumentRecord, DocumentUpdate, MetadataStore
-from polisum.loaders import LoadError, LoaderRegistry
+from polisum.loaders import LoaderRegistry, LoadError
 from polisum.summarize import Summarizer
 from polisum.text import terms
 from polisum.types import text_hash
@@ -247,10 +247,14 @@ class Ingestor:
             except OSError as exc:
                 todo.append(_Parsed(path, source, None, None, None, error=_os_reason(exc)))
                 continue
-            if not force and record and record.status == "ok":
-                if record.size == st.st_size and record.mtime_ns == st.st_mtime_ns:
-                    report.unchanged += 1
-                    continue
+            if (
+                not force
+                and record
+                and record.status == "ok"
+                and (record.size, record.mtime_ns) == (st.st_size, st.st_mtime_ns)
+            ):
+                report.unchanged += 1
+                continue
             try:
                 digest = file_hash(path)
             except OSError as exc:

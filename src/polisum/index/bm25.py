@@ -29,7 +29,8 @@ class BM25Index:
     def build(cls, ids: np.ndarray, corpus_terms: list[list[str]]) -> BM25Index:
         if len(ids) == 0:
             return cls(None, ids)
-        retriever = bm25s.BM25(k1=1.2, b=0.75)
+        # BM25+ with k1=1.2 was best of lucene/bm25+ × k1 1.2/1.5 on a KorQuAD dev split.
+        retriever = bm25s.BM25(method="bm25+", k1=1.2, b=0.75)
         retriever.index(corpus_terms, show_progress=False)
         return cls(retriever, ids)
 

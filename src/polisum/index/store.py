@@ -250,7 +250,8 @@ class MetadataStore:
             found.update(
                 r[0]
                 for r in self._db.execute(
-                    f"SELECT text_hash FROM embeddings WHERE embedder = ? AND text_hash IN ({marks})",
+                    "SELECT text_hash FROM embeddings "
+                    f"WHERE embedder = ? AND text_hash IN ({marks})",
                     [embedder, *part],
                 )
             )

@@ -52,7 +52,8 @@ def check_readable(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
         raise LoadError(path, "empty file")
     if st.st_size > max_bytes:
         raise LoadError(
-            path, f"file too large ({st.st_size / 2**20:.0f} MiB > limit {max_bytes / 2**20:.0f} MiB)"
+            path,
+            f"file too large ({st.st_size / 2**20:.0f} MiB > limit {max_bytes / 2**20:.0f} MiB)",
         )
     return st.st_size
 

@@ -45,7 +45,7 @@ def _looks_like_utf16(data: bytes) -> str | None:
 def _check_textual(text: str, path: Path | str, encoding: str) -> tuple[str, str]:
     """Valid UTF-8 can still be binary (NUL and control bytes decode fine): refuse it."""
     sample = text[:65536]
-    control = sum(1 for c in sample if ord(c) < 32 and c not in "\n\r\t\f\v" or c == "\x7f")
+    control = sum(1 for c in sample if (ord(c) < 32 and c not in "\n\r\t\f\v") or c == "\x7f")
     if control > max(2, len(sample) // 100):
         raise LoadError(path, "binary file (control characters), not text")
     return text, encoding

