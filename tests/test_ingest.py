@@ -110,7 +110,7 @@ def test_no_prune_keeps_deleted_files_and_other_roots_are_never_pruned(tmp_path:
 def test_failed_files_are_reported_and_others_ingested(docs: Path, index_dir: Path):
     (docs / "empty.txt").write_bytes(b"")
     (docs / "junk.md").write_bytes(bytes(range(256)) * 10)
-    (docs / "notes.pdf").write_bytes(b"%PDF-1.4 not handled by the text loaders")  # ignored type
+    (docs / "slides.pptx").write_bytes(b"PK not a format polisum reads")  # ignored type
     with polisum.Index.open(index_dir) as idx:
         report = idx.ingest(docs)
         assert report.new == 2 and report.failed == 2 and report.ignored == 1
@@ -124,6 +124,18 @@ def test_failed_files_are_reported_and_others_ingested(docs: Path, index_dir: Pa
         (docs / "empty.txt").write_text("이제 내용이 있다.", encoding="utf-8")
         report = idx.ingest(docs)
         assert report.new == 0 and report.changed == 1 and report.failed == 1
+
+
+def test_special_files_are_reported_not_read(docs: Path, index_dir: Path):
+    import os
+
+    os.mkfifo(docs / "pipe.txt")  # reading a FIFO would block the ingest forever
+    with polisum.Index.open(index_dir) as idx:
+        report = idx.ingest(docs)
+    assert report.new == 2
+    assert [(f.source.rsplit("/", 1)[-1], f.reason) for f in report.failures] == [
+        ("pipe.txt", "not a regular file")
+    ]
 
 
 def test_embedder_is_recorded_and_a_different_one_is_refused(docs: Path, index_dir: Path):

@@ -24,8 +24,9 @@ from polisum.types import Hit
 log = logging.getLogger(__name__)
 
 DB_NAME = "meta.sqlite"
-# Bump when loaders or the chunker change what they produce: indexed files are then redone.
-PIPELINE_VERSION = "1"
+# Bump when loaders, the chunker or BM25 terms change what they produce: indexed files are then
+# redone (cheaply: summaries and vectors come from the caches).
+PIPELINE_VERSION = "2"
 _GEN_FILE = re.compile(r"^(paragraphs|summaries|bm25)\.g(\d+)(\.faiss)?$")
 
 

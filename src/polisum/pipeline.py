@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -246,6 +247,9 @@ class Ingestor:
                 st = path.stat()
             except OSError as exc:
                 todo.append(_Parsed(path, source, None, None, None, error=_os_reason(exc)))
+                continue
+            if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+                todo.append(_Parsed(path, source, None, None, None, error="not a regular file"))
                 continue
             if (
                 not force

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from polisum.loaders.base import DEFAULT_MAX_BYTES, LoadError, Loader, check_readable
+from polisum.loaders.base import DEFAULT_MAX_BYTES, Loader, LoadError, check_readable
+from polisum.loaders.docx import DocxLoader
+from polisum.loaders.html import HtmlLoader
+from polisum.loaders.hwp import HwpLoader
+from polisum.loaders.hwpx import HwpxLoader
+from polisum.loaders.pdf import PdfLoader
 from polisum.loaders.text import MarkdownLoader, TextLoader, decode_text
 from polisum.types import Document
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "DocxLoader",
+    "HtmlLoader",
+    "HwpLoader",
+    "HwpxLoader",
     "LoadError",
     "Loader",
     "LoaderRegistry",
     "MarkdownLoader",
+    "PdfLoader",
     "TextLoader",
     "check_readable",
     "decode_text",
@@ -48,4 +58,16 @@ class LoaderRegistry:
 
 
 def default_registry(max_bytes: int = DEFAULT_MAX_BYTES) -> LoaderRegistry:
-    return LoaderRegistry([TextLoader(max_bytes), MarkdownLoader(max_bytes)])
+    """Every format polisum reads. Markdown keeps its own loader (markdown-it, exact source
+    offsets) rather than unstructured's, which converts to HTML first and loses them."""
+    return LoaderRegistry(
+        [
+            TextLoader(max_bytes),
+            MarkdownLoader(max_bytes),
+            PdfLoader(max_bytes),
+            DocxLoader(max_bytes),
+            HtmlLoader(max_bytes),
+            HwpLoader(max_bytes),
+            HwpxLoader(max_bytes),
+        ]
+    )

@@ -1,0 +1,225 @@
+"""HWPX (OWPML, KS X 6101): a zip of XML parts, read with zipfile + lxml.
+
+The reading order is the order of ``Contents/section*.xml`` in the package spine and of the
+``hp:p`` paragraphs in them; tables (``hp:tbl``) become " | " rows using each cell's
+``hp:cellAddr``, and a one-cell table (a framed title or box) is read as ordinary paragraphs.
+Headings come from paragraph shapes with outline numbering (``hh:heading type="OUTLINE"`` in
+``header.xml``), else from typed numbering ("Ⅰ. 과업안내", "1. 행사개요"); pages from the saved
+line layout (``hp:lineseg/@vertpos`` restarts at the top of each page), as for HWP.
+
+Libraries looked at: hwp-hwpx-parser 1.0 (a single release; renders tables as Markdown and,
+for HWP, leaks control data into the text) and python-hwpx (an alpha-stage editing library).
+Neither exposes the outline levels or saved page layout used here, and the part of the format
+read for text is small.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from polisum.loaders.base import DEFAULT_MAX_BYTES, LoadError, check_readable
+from polisum.loaders.docx import one_line, open_ooxml
+from polisum.loaders.korean_fix import repair_line
+from polisum.loaders.structure import Block, SectionPath, build_document, guess_heading_level
+from polisum.loaders.tables import grid_rows, rows_to_text
+from polisum.types import Document
+
+HP = "{http://www.hancom.co.kr/hwpml/2011/paragraph}"
+HH = "{http://www.hancom.co.kr/hwpml/2011/head}"
+# One section's XML is parsed as a tree: cap it so a hostile file cannot exhaust memory.
+MAX_PART_BYTES = 128 * 1024 * 1024
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True)
+# Inline elements of hp:t that stand for characters.
+_INLINE = {f"{HP}tab": "\t", f"{HP}lineBreak": " ", f"{HP}fwSpace": " ", f"{HP}nbSpace": " "}
+_INLINE[f"{HP}hyphen"] = "-"
+# Controls whose text is not body text (running headers/footers, hidden comments).
+_SKIP = {f"{HP}header", f"{HP}footer", f"{HP}hiddenComment", f"{HP}pageNum"}
+
+
+def _local(tag: Any) -> str:
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+class HwpxLoader:
+    extensions: tuple[str, ...] = (".hwpx",)
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+
+    def load(self, path: Path) -> Document:
+        check_readable(path, self.max_bytes)
+        with open_ooxml(path, "Contents/header.xml", "HWPX") as archive:
+            names = _section_names(archive)
+            if not names:
+                raise LoadError(path, "HWPX without Contents/section*.xml")
+            header = _parse(archive, "Contents/header.xml", path)
+            reader = _SectionReader(_outline_levels(header))
+            for name in names:
+                reader.read(_parse(archive, name, path))
+        metadata = {"format": "hwpx", "pages": reader.page, "sections": len(names)}
+        return build_document(path, reader.blocks, metadata, what="HWPX")
+
+
+def _section_names(archive: zipfile.ZipFile) -> list[str]:
+    """Section parts in numeric order (section0, section1, ...), the order Hancom writes them
+    in the package spine."""
+    names = [n for n in archive.namelist() if re.fullmatch(r"Contents/section\d+\.xml", n)]
+    names.sort(key=lambda n: int(re.sub(r"\D", "", n.rsplit("/", 1)[-1]) or 0))
+    return names
+
+
+def _parse(archive: zipfile.ZipFile, name: str, path: Path) -> Any:
+    info = archive.getinfo(name)
+    if info.file_size > MAX_PART_BYTES:
+        raise LoadError(path, f"HWPX part {name} is too large ({info.file_size // 2**20} MiB)")
+    try:
+        with archive.open(info) as fh:
+            data = fh.read(MAX_PART_BYTES + 1)
+        return etree.fromstring(data, _PARSER)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise LoadError(path, f"damaged HWPX ({name}: {one_line(exc)})") from exc
+    except etree.XMLSyntaxError as exc:
+        raise LoadError(path, f"damaged HWPX ({name} is not well-formed XML)") from exc
+
+
+def _outline_levels(header: Any) -> dict[str, int]:
+    """paraPr id → outline level (1-based) for paragraph shapes with outline numbering."""
+    levels = {}
+    for para_pr in header.iter(f"{HH}paraPr"):
+        heading = para_pr.find(f".//{HH}heading")
+        if heading is not None and heading.get("type") == "OUTLINE":
+            levels[para_pr.get("id", "")] = int(heading.get("level", "0") or 0) + 1
+    return levels
+
+
+def _clean(raw: str) -> str:
+    return repair_line(raw).strip()
+
+
+class _SectionReader:
+    def __init__(self, outline_levels: dict[str, int]) -> None:
+        self.outline_levels = outline_levels
+        self.blocks: list[Block] = []
+        self.sections = SectionPath()
+        self.page = 1
+        self._last_vpos = -1
+
+    def read(self, root: Any) -> None:
+        if self.blocks:
+            self.page += 1  # each HWPX section starts on a new page
+        self._last_vpos = -1
+        for p in root.iter(f"{HP}p"):
+            if p.getparent() is root:
+                self._track_page(p)
+                self._paragraph(p)
+
+    def _track_page(self, p: Any) -> None:
+        for seg in p.iterchildren(f"{HP}linesegarray"):
+            for line in seg.iterchildren(f"{HP}lineseg"):
+                try:
+                    vpos = int(line.get("vertpos", "-1"))
+                except ValueError:
+                    continue
+                if 0 <= vpos < self._last_vpos:
+                    self.page += 1
+                self._last_vpos = vpos
+
+    def _paragraph(self, p: Any) -> None:
+        """Emit the paragraph's text, then its tables and text boxes, in document order."""
+        parts: list[str] = []
+        for run in p.iterchildren(f"{HP}run"):
+            for child in run:
+                tag = child.tag
+                if tag == f"{HP}t":
+                    parts.append(_t_text(child))
+                elif tag == f"{HP}tbl":
+                    self._emit(p, "".join(parts))
+                    parts = []
+                    self._table(child)
+                elif tag in _SKIP or _local(tag) in ("ctrl", "secPr", "colPr", "pic"):
+                    if _local(tag) == "ctrl":
+                        self._notes(child)
+                else:  # drawing objects with text (hp:rect/hp:drawText/...), equations
+                    for sub in child.iter(f"{HP}subList"):
+                        for inner in sub.iterchildren(f"{HP}p"):
+                            self._paragraph(inner)
+        self._emit(p, "".join(parts))
+
+    def _notes(self, ctrl: Any) -> None:
+        for note in ctrl:
+            if _local(note.tag) in ("footNote", "endNote"):
+                for sub in note.iter(f"{HP}subList"):
+                    for inner in sub.iterchildren(f"{HP}p"):
+                        self._paragraph(inner)
+
+    def _emit(self, p: Any, raw: str) -> None:
+        text = _clean(raw)
+        if not text:
+            return
+        level = self.outline_levels.get(p.get("paraPrIDRef", ""))
+        if not level or len(text) > 80:
+            level = guess_heading_level(raw)
+        if level:
+            self.sections.push(level, text)
+            self.blocks.append(Block(text, "heading", self.sections.path, self.page))
+        else:
+            self.blocks.append(Block(text, "paragraph", self.sections.path, self.page))
+
+    def _table(self, tbl: Any) -> None:
+        cells = list(_cells(tbl))
+        if not cells:
+            return
+        if len(cells) == 1:  # a framed box: its paragraphs are ordinary paragraphs
+            for inner in _cell_paragraphs(cells[0][2]):
+                self._paragraph(inner)
+            return
+        text = rows_to_text(grid_rows((r, c, _cell_text(tc)) for r, c, tc in cells))
+        if text:
+            self.blocks.append(Block(text, "table", self.sections.path, self.page))
+
+
+def _t_text(t: Any) -> str:
+    out = [t.text or ""]
+    for child in t:
+        out.append(_INLINE.get(child.tag, ""))
+        out.append(child.tail or "")
+    return "".join(out)
+
+
+def _cells(tbl: Any):
+    """(row, col, hp:tc) for the cells of this table (not of tables nested in them)."""
+    for tr in tbl.iterchildren(f"{HP}tr"):
+        for tc in tr.iterchildren(f"{HP}tc"):
+            addr = tc.find(f"{HP}cellAddr")
+            try:
+                row = int(addr.get("rowAddr", "0")) if addr is not None else 0
+                col = int(addr.get("colAddr", "0")) if addr is not None else 0
+            except ValueError:
+                row = col = 0
+            yield row, col, tc
+
+
+def _cell_paragraphs(tc: Any):
+    for sub in tc.iterchildren(f"{HP}subList"):
+        yield from sub.iterchildren(f"{HP}p")
+
+
+def _cell_text(tc: Any) -> str:
+    """A cell's paragraphs on one line (runs of a paragraph join without a space)."""
+    parts = []
+    for p in _cell_paragraphs(tc):
+        text = []
+        for run in p.iterchildren(f"{HP}run"):
+            for child in run:
+                if child.tag == f"{HP}t":
+                    text.append(_t_text(child))
+                elif child.tag == f"{HP}tbl":  # nested table, flattened into the cell
+                    rows = grid_rows((r, c, _cell_text(inner)) for r, c, inner in _cells(child))
+                    text.append(" " + rows_to_text(rows).replace("\n", " / ") + " ")
+        parts.append(_clean("".join(text)))
+    return " ".join(p for p in parts if p)

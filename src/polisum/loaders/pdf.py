@@ -1,0 +1,351 @@
+"""PDF text layers via PDFium (pypdfium2): paragraphs with page numbers, headings by font size.
+
+Why not unstructured here: its "fast" PDF strategy imports ``unstructured_inference`` at module
+level, which pulls torch, torchvision, onnxruntime, opencv and transformers (the ``[pdf]``
+extra). Measured on the shared PDFs, PDFium is also the better text layer: pdfminer.six (what
+unstructured's fast strategy uses) runs at ~7 pages/s and doubles the spaces of justified Korean
+lines; pypdf at ~12 pages/s; PDFium at 100+ pages/s with clean Korean (see
+``benchmarks/parse_speed.py``). PDFium opens files lazily, so a huge PDF is not read into
+memory.
+
+Per page: PDFium's characters with their boxes → lines → paragraphs (split on vertical gaps,
+font-size changes, column jumps, bullets and short last lines) → Korean line-join and spacing
+repair (:mod:`polisum.loaders.korean_fix`). Lines repeated at the top or bottom of most pages
+(running headers, page numbers) are dropped. Text in a noticeably larger font than the body
+becomes a heading, and so the section of what follows.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from polisum.loaders.base import DEFAULT_MAX_BYTES, LoadError, check_readable
+from polisum.loaders.korean_fix import SOFT_HYPHENS, join_lines, symbol_char
+from polisum.loaders.structure import Block, SectionPath, build_document, guess_heading_level
+from polisum.types import Document
+
+# Text that is mostly unmapped glyphs (private use area, U+FFFD, control codes) is not text.
+_GARBAGE = re.compile(r"[\ufffd\ue000-\uf8ff\x00-\x08\x0b\x0c\x0e-\x1f]")
+_BULLET = re.compile(
+    r"^\s*(?:[■□▪▫●○◦•∙·※☞➢➔✓❑◻◆◇▶▷►\-–—*]|\d{1,2}[.)]\s|[가-하][.)]\s|\(\d{1,2}\)|"
+    r"[①-⑳]|제\s*\d+\s*[조장관절]|【)"
+)
+_SENTENCE_END = re.compile(r"(?:[.!?。:]|[다음함임됨요])[\"'”’)\]]*\s*$")
+_PAGE_NUMBER = re.compile(r"^\s*[-–—(]?\s*(?:\d{1,4}|[ivxlc]{1,6})\s*[-–—)]?\s*$", re.I)
+_SYMBOL_FONTS = ("wingdings", "webdings", "dingbats")
+MAX_HEADING_CHARS = 120
+
+
+@dataclass
+class _Line:
+    raw: str
+    left: float
+    right: float
+    top: float
+    bottom: float
+    size: float
+    bold: bool
+    page: int
+
+    @property
+    def text(self) -> str:
+        return self.raw.strip()
+
+
+def _pdfium() -> tuple[Any, Any]:
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as raw
+
+    return pdfium, raw
+
+
+class PdfLoader:
+    extensions: tuple[str, ...] = (".pdf",)
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+
+    def load(self, path: Path) -> Document:
+        size = check_readable(path, self.max_bytes)
+        try:
+            with open(path, "rb") as fh:  # a file object: lazy reads, and any file name works
+                pages, image_only = _read_document(path, fh, size)
+        except OSError as exc:
+            raise LoadError(path, f"cannot read file: {exc.strerror or exc}") from exc
+        n_pages = len(pages)
+        lines = [line for page in pages for line in page]
+        if not lines:
+            if image_only:
+                raise LoadError(path, "no text layer (scanned or image-only PDF): needs OCR")
+            raise LoadError(path, "no text found in PDF (blank pages or text drawn as shapes)")
+        sample = "".join(line.raw for line in lines)
+        if len(_GARBAGE.findall(sample)) > 0.3 * len(sample):
+            raise LoadError(
+                path, "text layer is unreadable (fonts without a Unicode map): needs OCR"
+            )
+        pages = _drop_running_lines(pages)
+        blocks = _blocks(pages)
+        metadata: dict[str, Any] = {"format": "pdf", "pages": n_pages}
+        if image_only:
+            metadata["pages_without_text"] = image_only
+        return build_document(path, blocks, metadata, what="PDF")
+
+
+def _read_document(path: Path, fh: Any, size: int) -> tuple[list[list[_Line]], int]:
+    pdfium, _ = _pdfium()
+    _check_header_and_eof(path, fh, size)
+    try:
+        pdf = pdfium.PdfDocument(fh)
+    except pdfium.PdfiumError as exc:
+        raise LoadError(path, _pdfium_reason(str(exc))) from exc
+    try:
+        return _read_pages(pdf)
+    finally:
+        pdf.close()
+
+
+def _check_header_and_eof(path: Path, fh: Any, size: int) -> None:
+    head = fh.read(1024)
+    if b"%PDF-" not in head:
+        raise LoadError(path, "not a PDF file (no %PDF header): damaged or misnamed")
+    fh.seek(max(0, size - 4096))
+    if b"%%EOF" not in fh.read():
+        raise LoadError(
+            path, "truncated PDF (no %%EOF end marker): the copy is incomplete, get it again"
+        )
+    fh.seek(0)
+
+
+def _pdfium_reason(message: str) -> str:
+    low = message.lower()
+    if "password" in low:
+        return "encrypted PDF: needs a password (save an unprotected copy)"
+    if "format" in low or "file" in low:
+        return "damaged PDF (PDFium could not parse it)"
+    if "security" in low or "handler" in low:
+        return "encrypted PDF with an unsupported security handler"
+    return f"unreadable PDF ({message.strip()})"
+
+
+def _read_pages(pdf: Any) -> tuple[list[list[_Line]], int]:
+    _, raw = _pdfium()
+    pages: list[list[_Line]] = []
+    image_only = 0
+    for index in range(len(pdf)):
+        page = pdf[index]
+        try:
+            textpage = page.get_textpage()
+            try:
+                lines = _page_lines(textpage, index + 1)
+            finally:
+                textpage.close()
+            if not lines and _has_images(page, raw):
+                image_only += 1
+        finally:
+            page.close()
+        pages.append(lines)
+    return pages, image_only
+
+
+def _has_images(page: Any, raw: Any) -> bool:
+    return any(True for _ in page.get_objects(filter=[raw.FPDF_PAGEOBJ_IMAGE], max_depth=2))
+
+
+def _font_name(raw: Any, textpage: Any, index: int, buf: Any, flags: Any) -> str:
+    raw.FPDFText_GetFontInfo(textpage, index, buf, len(buf), flags)
+    return buf.value.decode("utf-8", "replace").lower()
+
+
+def _page_lines(textpage: Any, page_no: int) -> list[_Line]:
+    _, raw = _pdfium()
+    n = textpage.count_chars()
+    if n <= 0:
+        return []
+    text = textpage.get_text_range(0, n)
+    if len(text) != n:  # characters outside the BMP: index → character one by one
+        text = "".join(chr(raw.FPDFText_GetUnicode(textpage, i) or 0xFFFD) for i in range(n))
+    rect = raw.FS_RECTF()
+    buf = ctypes.create_string_buffer(128)
+    flags = ctypes.c_int()
+    lines: list[_Line] = []
+    start = 0
+    for end in [*(m.start() for m in re.finditer(r"[\r\n]", text)), n]:
+        if end > start:
+            line = _make_line(raw, textpage, text, start, end, page_no, rect, buf, flags)
+            if line is not None:
+                lines.append(line)
+        start = end + 1
+    return _merge_same_line(lines)
+
+
+def _merge_same_line(lines: list[_Line]) -> list[_Line]:
+    """PDFium breaks a visual line at superscripts, font changes and wide gaps (table cells):
+    pieces that sit on the same baseline, left to right, are one line again."""
+    out: list[_Line] = []
+    for line in lines:
+        prev = out[-1] if out else None
+        if prev is not None and line.left >= prev.right - 1:
+            overlap = min(prev.top, line.top) - max(prev.bottom, line.bottom)
+            if overlap > 0.5 * min(prev.top - prev.bottom, line.top - line.bottom):
+                main = prev if len(prev.text) >= len(line.text) else line
+                out[-1] = _Line(
+                    raw=prev.raw.rstrip() + " " + line.raw.lstrip(),
+                    left=prev.left,
+                    right=line.right,
+                    top=max(prev.top, line.top),
+                    bottom=min(prev.bottom, line.bottom),
+                    size=main.size,
+                    bold=main.bold,
+                    page=prev.page,
+                )
+                continue
+        out.append(line)
+    return out
+
+
+def _make_line(
+    raw: Any, textpage: Any, text: str, start: int, end: int, page_no: int, rect, buf, flags
+) -> _Line | None:
+    chars = list(text[start:end])
+    if not "".join(chars).strip():
+        return None
+    lefts, rights, tops, bottoms, heights = [], [], [], [], []
+    first = -1
+    for i in range(start, end):
+        ch = text[i]
+        if ch.isspace() or ch in SOFT_HYPHENS:
+            continue
+        if first < 0:
+            first = i
+        if raw.FPDFText_GetLooseCharBox(textpage, i, rect):
+            lefts.append(rect.left)
+            rights.append(rect.right)
+            tops.append(rect.top)
+            bottoms.append(rect.bottom)
+            heights.append(rect.top - rect.bottom)
+        # A lone Latin-1 character from a dingbat font is a bullet glyph ("n" for ■).
+        lone = (i == start or text[i - 1].isspace()) and (i + 1 >= end or text[i + 1].isspace())
+        if ord(ch) < 0x100 and lone:
+            font = _font_name(raw, textpage, i, buf, flags)
+            if any(f in font for f in _SYMBOL_FONTS):
+                chars[i - start] = symbol_char(ch)
+    if not heights:
+        return None
+    name = _font_name(raw, textpage, first, buf, flags)
+    weight = raw.FPDFText_GetFontWeight(textpage, first)
+    return _Line(
+        raw="".join(chars),
+        left=min(lefts),
+        right=max(rights),
+        top=max(tops),
+        bottom=min(bottoms),
+        size=statistics.median(heights),
+        bold=weight >= 600 or any(w in name for w in ("bold", "black", "heavy")),
+        page=page_no,
+    )
+
+
+def _norm_running(text: str) -> str:
+    return re.sub(r"\d+", "#", re.sub(r"\s+", "", text))
+
+
+def _drop_running_lines(pages: list[list[_Line]]) -> list[list[_Line]]:
+    """Running headers/footers: the first or last few lines of a page that recur (digits
+    ignored) on at least a quarter of the pages (min. 3), and bare page numbers there."""
+    if len(pages) < 3:
+        return pages
+    edge = 4
+    counts: dict[str, int] = {}
+    for lines in pages:
+        for key in {_norm_running(ln.raw) for ln in lines[:edge] + lines[-edge:]}:
+            counts[key] = counts.get(key, 0) + 1
+    need = max(3, -(-len(pages) // 4))  # a quarter of the pages: odd/even headers differ
+    running = {k for k, c in counts.items() if c >= need and k}
+    out = []
+    for lines in pages:
+        keep = []
+        for i, line in enumerate(lines):
+            at_edge = i < edge or i >= len(lines) - edge
+            if at_edge and (_norm_running(line.raw) in running or _PAGE_NUMBER.match(line.raw)):
+                continue
+            keep.append(line)
+        out.append(keep)
+    return out
+
+
+def _paragraphs(lines: list[_Line]) -> list[list[_Line]]:
+    paras: list[list[_Line]] = []
+    cur: list[_Line] = []
+    for line in lines:
+        if cur and not _continues(cur, line):
+            paras.append(cur)
+            cur = []
+        cur.append(line)
+    if cur:
+        paras.append(cur)
+    return paras
+
+
+def _continues(cur: list[_Line], line: _Line) -> bool:
+    prev = cur[-1]
+    size = min(prev.size, line.size)
+    if abs(prev.size - line.size) > 0.15 * max(prev.size, line.size):
+        return False  # font size changed: heading ↔ body
+    if line.top > prev.top + 0.5 * size or line.left > prev.right + 2 * size:
+        return False  # moved up or right: next column or a separate box
+    if prev.bottom - line.top > 0.7 * size:
+        return False  # a vertical gap wider than the line spacing
+    if _BULLET.match(line.raw):
+        return False
+    if len(cur) >= 2:
+        right = max(ln.right for ln in cur)
+        if prev.right < right - 3 * size and _SENTENCE_END.search(prev.raw):
+            return False  # the previous line was a short, finished last line
+    return True
+
+
+def _blocks(pages: list[list[_Line]]) -> list[Block]:
+    lines = [ln for page in pages for ln in page]
+    weights = [(ln.size, len(ln.text)) for ln in lines]
+    body = _weighted_median(weights)
+    paras = [p for page in pages for p in _paragraphs(page)]
+
+    # Heading levels by size: the largest heading size is level 1, and so on (3 at most).
+    def is_heading_size(p: list[_Line]) -> bool:
+        return p[0].size >= 1.2 * body
+
+    sizes = sorted({round(p[0].size, 1) for p in paras if is_heading_size(p)}, reverse=True)
+    sections = SectionPath()
+    blocks: list[Block] = []
+    for para in paras:
+        text = join_lines([ln.raw for ln in para])
+        if not text:
+            continue
+        level = None
+        if len(text) <= MAX_HEADING_CHARS and len(para) <= 3:
+            if is_heading_size(para):
+                level = min(sizes.index(round(para[0].size, 1)) + 1, 3)
+            elif para[0].bold and para[0].size >= 1.05 * body:
+                level = guess_heading_level(text)
+        if level:
+            sections.push(level, text)
+            blocks.append(Block(text, "heading", sections.path, para[0].page))
+        else:
+            blocks.append(Block(text, "paragraph", sections.path, para[0].page))
+    return blocks
+
+
+def _weighted_median(pairs: list[tuple[float, int]]) -> float:
+    pairs = sorted(pairs)
+    total = sum(w for _, w in pairs)
+    acc = 0
+    for value, weight in pairs:
+        acc += weight
+        if acc * 2 >= total:
+            return value
+    return pairs[-1][0] if pairs else 0.0
