@@ -23,6 +23,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+eval_app = typer.Typer(
+    help="Measure retrieval, summaries, answers and images.", no_args_is_help=True
+)
+train_app = typer.Typer(help="Training recipes: sft, kd, sd35, merge.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+app.add_typer(train_app, name="train")
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
@@ -149,6 +155,10 @@ def status(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
 
 def main() -> None:
     app()
+
+
+# Last, once the apps exist: modules in polisum.commands add their commands to them.
+import polisum.commands  # noqa: E402, F401
 
 
 if __name__ == "__main__":

@@ -1,0 +1,104 @@
+"""Generators: text generation behind one interface, shared by the summarizer and the chatbot.
+
+Spec strings (CLI ``--summarizer``/``--generator``, polisum.toml, env):
+
+- ``hf:MODEL_ID_OR_PATH`` — transformers (``polisum.generate.hf``), optional PEFT ``adapter``.
+- ``gguf:PATH`` — llama.cpp on CPU (``polisum.generate.gguf``).
+- ``openai:MODEL`` — any OpenAI-compatible server at ``base_url`` (``polisum.generate.openai``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
+
+__all__ = [
+    "GenerationConfig",
+    "GenerationResult",
+    "Generator",
+    "GeneratorError",
+    "Message",
+    "load_generator",
+]
+
+
+class Message(TypedDict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class GeneratorError(RuntimeError):
+    """A model could not be loaded or a generation failed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    max_new_tokens: int = 256
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None  # "stop", "length", ...
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """``name`` identifies backend, model and adapter (it keys caches, e.g. summaries)."""
+
+    name: str
+
+    def generate(
+        self, conversations: list[list[Message]], config: GenerationConfig | None = None
+    ) -> list[GenerationResult]:
+        """One result per conversation (batched where the backend can)."""
+        ...
+
+    def stream(
+        self, conversation: list[Message], config: GenerationConfig | None = None
+    ) -> Iterator[str]:
+        """Text pieces of one generation as they are produced."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` under the model's tokenizer (for prompt budgets)."""
+        ...
+
+    @property
+    def context_length(self) -> int: ...
+
+
+def load_generator(
+    spec: str,
+    *,
+    adapter: str | None = None,
+    base_url: str | None = None,
+    **options: Any,
+) -> Generator:
+    """Build a generator from a spec string; see the module docstring."""
+    kind, _, arg = spec.strip().partition(":")
+    if not arg:
+        raise GeneratorError(
+            f"generator spec '{spec}' needs a model: hf:ID_OR_PATH, gguf:PATH or openai:MODEL"
+        )
+    if kind == "hf":
+        from polisum.generate.hf import HFGenerator
+
+        return HFGenerator(arg, adapter=adapter, **options)
+    if kind == "gguf":
+        from polisum.generate.gguf import GGUFGenerator
+
+        return GGUFGenerator(arg, **options)
+    if kind == "openai":
+        from polisum.generate.openai import OpenAIGenerator
+
+        return OpenAIGenerator(arg, base_url=base_url, **options)
+    raise GeneratorError(f"unknown generator '{spec}' (expected hf:, gguf: or openai:)")
