@@ -160,6 +160,5 @@ def main() -> None:
 # Last, once the apps exist: modules in polisum.commands add their commands to them.
 import polisum.commands  # noqa: E402, F401
 
-
 if __name__ == "__main__":
     main()
