@@ -9,7 +9,8 @@ Spec strings (CLI ``--summarizer``/``--generator``, polisum.toml, env):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
@@ -47,6 +48,40 @@ class BatchGenerationError(GeneratorError):
         super().__init__(message)
         self.results = results
         self.errors = errors
+
+
+def complete_concurrently(
+    name: str,
+    conversations: list[list[Message]],
+    complete: Callable[[list[Message]], GenerationResult],
+    max_workers: int,
+) -> list[GenerationResult]:
+    """Run ``complete`` on every conversation with up to ``max_workers`` in flight (servers batch
+    concurrent requests); failures are collected, not raised one by one, so a caller keeps the
+    good results of a partly failed batch (see BatchGenerationError)."""
+    results: list[GenerationResult | None] = [None] * len(conversations)
+    errors: list[str | None] = [None] * len(conversations)
+
+    def one(i: int) -> None:
+        try:
+            results[i] = complete(conversations[i])
+        except GeneratorError as exc:
+            errors[i] = str(exc)
+
+    if len(conversations) <= 1 or max_workers <= 1:
+        for i in range(len(conversations)):
+            one(i)
+    else:
+        with ThreadPoolExecutor(max_workers=min(max_workers, len(conversations))) as pool:
+            list(pool.map(one, range(len(conversations))))
+    failed = [e for e in errors if e]
+    if failed:
+        raise BatchGenerationError(
+            f"{name}: {len(failed)} of {len(conversations)} generations failed: {failed[0]}",
+            results=results,
+            errors=errors,
+        )
+    return [r for r in results if r is not None]
 
 
 @dataclass(frozen=True)

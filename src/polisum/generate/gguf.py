@@ -12,16 +12,15 @@ import os
 import queue
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from polisum.generate import (
-    BatchGenerationError,
     GenerationConfig,
     GenerationResult,
     GeneratorError,
     Message,
+    complete_concurrently,
 )
 from polisum.generate._fingerprint import fingerprint
 
@@ -102,27 +101,9 @@ class GGUFGenerator:
         self, conversations: list[list[Message]], config: GenerationConfig | None = None
     ) -> list[GenerationResult]:
         config = config or GenerationConfig()
-        results: list[GenerationResult | None] = [None] * len(conversations)
-        errors: list[str | None] = [None] * len(conversations)
-
-        def one(i: int) -> None:
-            try:
-                results[i] = self._complete(conversations[i], config)
-            except GeneratorError as exc:
-                errors[i] = str(exc)
-
-        # One thread per slot: the server batches the slots' tokens in each decode step.
-        with ThreadPoolExecutor(max_workers=min(self.n_parallel, len(conversations) or 1)) as pool:
-            list(pool.map(one, range(len(conversations))))
-        failed = [e for e in errors if e]
-        if failed:
-            raise BatchGenerationError(
-                f"{self.name}: {len(failed)} of {len(conversations)} generations failed: "
-                f"{failed[0]}",
-                results=results,
-                errors=errors,
-            )
-        return [r for r in results if r is not None]
+        return complete_concurrently(
+            self.name, conversations, lambda c: self._complete(c, config), self.n_parallel
+        )
 
     def stream(
         self, conversation: list[Message], config: GenerationConfig | None = None

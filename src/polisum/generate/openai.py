@@ -13,17 +13,16 @@ import os
 import random
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 
 from polisum.generate import (
-    BatchGenerationError,
     GenerationConfig,
     GenerationResult,
     GeneratorError,
     Message,
+    complete_concurrently,
 )
 
 DEFAULT_CONTEXT = 4096
@@ -91,28 +90,9 @@ class OpenAIGenerator:
         self, conversations: list[list[Message]], config: GenerationConfig | None = None
     ) -> list[GenerationResult]:
         config = config or GenerationConfig()
-        results: list[GenerationResult | None] = [None] * len(conversations)
-        errors: list[str | None] = [None] * len(conversations)
-
-        def one(i: int) -> None:
-            try:
-                results[i] = self._complete(conversations[i], config)
-            except GeneratorError as exc:
-                errors[i] = str(exc)
-
-        if len(conversations) == 1:
-            one(0)
-        else:
-            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(conversations))) as pool:
-                list(pool.map(one, range(len(conversations))))
-        failed = [e for e in errors if e]
-        if failed:
-            raise BatchGenerationError(
-                f"{self.name}: {len(failed)} of {len(conversations)} requests failed: {failed[0]}",
-                results=results,
-                errors=errors,
-            )
-        return [r for r in results if r is not None]
+        return complete_concurrently(
+            self.name, conversations, lambda c: self._complete(c, config), self.concurrency
+        )
 
     def stream(
         self, conversation: list[Message], config: GenerationConfig | None = None
