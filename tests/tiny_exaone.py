@@ -64,19 +64,7 @@ def build_tiny_exaone(folder: Path, corpus: list[str], seed: int = 0, context: i
 
 
 def build_lora_adapter(base: Path, folder: Path, seed: int = 1) -> Path:
-    """A PEFT LoRA whose B matrices are random (peft's default zeros would change nothing)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    """A PEFT LoRA on the attention projections, with random B matrices."""
+    from tiny_gemma import build_lora_adapter as build
 
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(base)
-    config = LoraConfig(
-        r=4,
-        lora_alpha=32,
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-        init_lora_weights=False,
-        task_type="CAUSAL_LM",
-    )
-    get_peft_model(model, config).save_pretrained(folder)
-    return folder
+    return build(base, folder, seed, target_modules=("q_proj", "k_proj", "v_proj", "o_proj"))

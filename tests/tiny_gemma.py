@@ -63,8 +63,13 @@ def build_tiny_gemma(folder: Path, corpus: list[str], seed: int = 0) -> Path:
     return folder
 
 
-def build_lora_adapter(base: Path, folder: Path, seed: int = 1) -> Path:
-    """A PEFT LoRA on the tiny model whose B matrices are random (peft's default zeros them,
+GEMMA_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj")
+
+
+def build_lora_adapter(
+    base: Path, folder: Path, seed: int = 1, target_modules: tuple[str, ...] = GEMMA_LORA_TARGETS
+) -> Path:
+    """A PEFT LoRA on a tiny causal LM whose B matrices are random (peft's default zeros them,
     which would leave the output unchanged)."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -75,7 +80,7 @@ def build_lora_adapter(base: Path, folder: Path, seed: int = 1) -> Path:
     config = LoraConfig(
         r=4,
         lora_alpha=32,
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj"],
+        target_modules=list(target_modules),
         init_lora_weights=False,
         task_type="CAUSAL_LM",
     )
