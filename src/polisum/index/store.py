@@ -192,6 +192,16 @@ class MetadataStore:
         else:
             self._db.execute("COMMIT")
 
+    def _select_in(self, sql: str, params: list[Any], values: Iterable[Any]) -> Iterator[tuple]:
+        """Rows of ``sql`` whose ``{marks}`` placeholder is filled with ``values`` 500 at a time
+        (SQLite caps the number of bound parameters per statement)."""
+        values = list(values)
+        for start in range(0, len(values), 500):
+            part = values[start : start + 500]
+            yield from self._db.execute(
+                sql.format(marks=",".join("?" * len(part))), [*params, *part]
+            )
+
     # -- meta -----------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -239,25 +249,23 @@ class MetadataStore:
         if not ids:
             return {}
         out: dict[int, dict[str, Any]] = {}
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            marks = ",".join("?" * len(part))
-            for r in self._db.execute(
-                "SELECT c.id, c.chunk_id, d.source, c.section, c.page, c.text, c.summary, "
-                "c.start_char, c.end_char FROM chunks c JOIN documents d ON d.id = c.document_id "
-                f"WHERE c.id IN ({marks})",
-                part,
-            ):
-                out[r[0]] = {
-                    "chunk_id": r[1],
-                    "source": r[2],
-                    "section": r[3],
-                    "page": r[4],
-                    "text": r[5],
-                    "summary": r[6],
-                    "start": r[7],
-                    "end": r[8],
-                }
+        for r in self._select_in(
+            "SELECT c.id, c.chunk_id, d.source, c.section, c.page, c.text, c.summary, "
+            "c.start_char, c.end_char FROM chunks c JOIN documents d ON d.id = c.document_id "
+            "WHERE c.id IN ({marks})",
+            [],
+            ids,
+        ):
+            out[r[0]] = {
+                "chunk_id": r[1],
+                "source": r[2],
+                "section": r[3],
+                "page": r[4],
+                "text": r[5],
+                "summary": r[6],
+                "start": r[7],
+                "end": r[8],
+            }
         return out
 
     def all_chunk_ids(self) -> set[str]:
@@ -340,19 +348,12 @@ class MetadataStore:
         return out
 
     def cached_embedding_hashes(self, embedder: str, hashes: Iterable[str]) -> set[str]:
-        hashes = list(hashes)
-        found: set[str] = set()
-        for start in range(0, len(hashes), 500):
-            part = hashes[start : start + 500]
-            marks = ",".join("?" * len(part))
-            found.update(
-                r[0]
-                for r in self._db.execute(
-                    "SELECT text_hash FROM embeddings "
-                    f"WHERE embedder = ? AND text_hash IN ({marks})",
-                    [embedder, *part],
-                )
-            )
+        rows = self._select_in(
+            "SELECT text_hash FROM embeddings WHERE embedder = ? AND text_hash IN ({marks})",
+            [embedder],
+            hashes,
+        )
+        found = {r[0] for r in rows}
         return found
 
     def put_embeddings(self, embedder: str, hashes: list[str], vectors: np.ndarray) -> None:
@@ -364,16 +365,14 @@ class MetadataStore:
             )
 
     def _lookup(self, table, column, key_col, key, hashes, pairs=False):
-        hashes = list(hashes)
-        for start in range(0, len(hashes), 500):
-            part = hashes[start : start + 500]
-            marks = ",".join("?" * len(part))
-            for row in self._db.execute(
-                f"SELECT text_hash, {column} FROM {table} WHERE {key_col} = ? "
-                f"AND text_hash IN ({marks})",
-                [key, *part],
-            ):
-                yield (row[0], row[1:]) if pairs else row
+        rows = self._select_in(
+            f"SELECT text_hash, {column} FROM {table} WHERE {key_col} = ? "
+            "AND text_hash IN ({marks})",
+            [key],
+            hashes,
+        )
+        for row in rows:
+            yield (row[0], row[1:]) if pairs else row
 
     def vectors(self, embedder: str, which: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of every chunk's paragraph (which='text') or summary vector."""
@@ -390,16 +389,14 @@ class MetadataStore:
     def vectors_for(self, embedder: str, which: str, dim: int, ids: list[int]):
         column = {"text": "c.text_hash", "summary": "c.summary_hash"}[which]
         out_ids, blobs = [], []
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            marks = ",".join("?" * len(part))
-            for r in self._db.execute(
-                f"SELECT c.id, e.vector FROM chunks c JOIN embeddings e "
-                f"ON e.embedder = ? AND e.text_hash = {column} WHERE c.id IN ({marks})",
-                [embedder, *part],
-            ):
-                out_ids.append(r[0])
-                blobs.append(r[1])
+        for r in self._select_in(
+            f"SELECT c.id, e.vector FROM chunks c JOIN embeddings e "
+            f"ON e.embedder = ? AND e.text_hash = {column} WHERE c.id IN ({{marks}})",
+            [embedder],
+            ids,
+        ):
+            out_ids.append(r[0])
+            blobs.append(r[1])
         vecs = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim)
         return np.asarray(out_ids, dtype=np.int64), vecs
 
