@@ -24,14 +24,17 @@ GOOD_MD = (
 )
 
 
-def make_pdf(pages: list[str | None], *, padding: int = 0) -> bytes:
-    """A minimal valid PDF: one Helvetica text line per page, or (None) a page that only
-    draws an image. ``padding`` adds an unreferenced stream of that many zero bytes."""
+def make_pdf(pages: list[str | bytes | None], *, padding: int = 0) -> bytes:
+    """A minimal valid PDF: one Helvetica text line per page, a raw content stream (bytes;
+    font /F1 is Helvetica), or (None) a page that only draws an image. ``padding`` adds an
+    unreferenced stream of that many zero bytes."""
     objects: list[bytes] = [b"", b""]  # 1: catalog, 2: page tree (filled below)
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")  # 3
     kids = []
     for text in pages:
-        if text is None:  # an 8x8 grey inline image scaled over the page: a "scan"
+        if isinstance(text, bytes):
+            content = text
+        elif text is None:  # an 8x8 grey inline image scaled over the page: a "scan"
             content = (
                 b"q 500 0 0 700 50 50 cm BI /W 8 /H 8 /CS /G /BPC 8 ID "
                 + bytes(range(64))

@@ -166,6 +166,14 @@ TABLE_ROWS = [
         "Title of each class | Trading symbol | Name of exchange on which registered",
     ),
     ("docs_en/example-10k-1p.html", "Common stock | GLXZ | OTCQB marketplace"),
+    (
+        "docs_ko/SPRI_AI_Brief_2023년12월호_F.pdf",
+        "4단계: 거장(숙련된 인간의 99% 이상) | 딥블루, 알파고 | 미달성",
+    ),
+    (
+        "docs_ko/SPRI_AI_Brief_2023년12월호_F.pdf",
+        "2024.1.9~12 | 미국, 라스베가스 | https://www.ces.tech/",
+    ),
     ("docs_hwp/digital_gov_innovation_plan_2019.hwp", "1 | 선제적·통합적 대국민 서비스 혁신"),
     ("docs_hwp/hwp5_format_spec_rev1.3.hwp", "자료형 | 길이 | 부호 | 설명"),
     ("docs_hwp/hwp5_format_spec_rev1.3.hwp", "BYTE | 1 |  | 부호 없는 한 바이트(0～255)"),
@@ -211,6 +219,21 @@ def test_known_phrase_with_page_and_section(name, phrase, page, section):
 def test_tables_read_row_by_row(name: str, row: str):
     el = find(load(name), row, kind="table")
     assert row in el.text.split("\n")
+
+
+def test_pdf_tables_keep_their_place_and_frames_stay_text():
+    spri = load("docs_ko/SPRI_AI_Brief_2023년12월호_F.pdf")
+    tables = [el for el in spri.elements if el.kind == "table"]
+    # Two ruled tables; the boxes around the contents list and section titles are frames.
+    assert [el.page for el in tables] == [19, 22]
+    kinds = [(el.kind, el.text) for el in spri.elements]
+    at = kinds.index(("table", tables[0].text))
+    assert kinds[at - 1] == ("paragraph", "<구글 딥마인드의 범용 AI 분류 프레임워크>")  # caption
+    assert tables[1].section == "Ⅱ. 주요 행사 일정"  # the heading drawn above the table
+    # Cell text is read once, inside the table, not again as running text.
+    assert sum("딥블루, 알파고" in el.text for el in spri.elements) == 1
+    contents = find(spri, "미국, 안전하고 신뢰할 수 있는 AI 개발과 사용에 관한 행정명령 발표")
+    assert contents.page == 2 and contents.kind != "table"
 
 
 def test_pdf_page_counts_and_no_running_headers():

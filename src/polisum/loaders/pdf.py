@@ -26,6 +26,7 @@ from typing import Any
 
 from polisum.loaders.base import DEFAULT_MAX_BYTES, LoadError, check_readable
 from polisum.loaders.korean_fix import SOFT_HYPHENS, join_lines, symbol_char
+from polisum.loaders.pdf_tables import PdfTable, find_tables
 from polisum.loaders.structure import Block, SectionPath, build_document, guess_heading_level
 from polisum.types import Document
 
@@ -78,8 +79,8 @@ class PdfLoader:
         except OSError as exc:
             raise LoadError(path, f"cannot read file: {exc.strerror or exc}") from exc
         n_pages = len(pages)
-        lines = [line for page in pages for line in page]
-        if not lines:
+        lines = [line for page in pages for line in page if isinstance(line, _Line)]
+        if not lines and not any(pages):
             if image_only:
                 raise LoadError(path, "no text layer (scanned or image-only PDF): needs OCR")
             raise LoadError(path, "no text found in PDF (blank pages or text drawn as shapes)")
@@ -96,7 +97,11 @@ class PdfLoader:
         return build_document(path, blocks, metadata, what="PDF")
 
 
-def _read_document(path: Path, fh: Any, size: int) -> tuple[list[list[_Line]], int]:
+# A page is its lines and ruled tables in reading order.
+_Item = _Line | PdfTable
+
+
+def _read_document(path: Path, fh: Any, size: int) -> tuple[list[list[_Item]], int]:
     pdfium, _ = _pdfium()
     _check_header_and_eof(path, fh, size)
     try:
@@ -132,16 +137,16 @@ def _pdfium_reason(message: str) -> str:
     return f"unreadable PDF ({message.strip()})"
 
 
-def _read_pages(pdf: Any) -> tuple[list[list[_Line]], int]:
+def _read_pages(pdf: Any) -> tuple[list[list[_Item]], int]:
     _, raw = _pdfium()
-    pages: list[list[_Line]] = []
+    pages: list[list[_Item]] = []
     image_only = 0
     for index in range(len(pdf)):
         page = pdf[index]
         try:
             textpage = page.get_textpage()
             try:
-                lines = _page_lines(textpage, index + 1)
+                lines = _page_lines(textpage, index + 1, _tables(page, textpage, raw, index + 1))
             finally:
                 textpage.close()
             if not lines and _has_images(page, raw):
@@ -150,6 +155,16 @@ def _read_pages(pdf: Any) -> tuple[list[list[_Line]], int]:
             page.close()
         pages.append(lines)
     return pages, image_only
+
+
+def _tables(page: Any, textpage: Any, raw: Any, page_no: int) -> list[PdfTable]:
+    try:
+        tables = find_tables(page, textpage, raw)
+    except Exception:  # odd vector geometry: table detection is a refinement, never lose the page
+        return []
+    for table in tables:
+        table.page = page_no
+    return tables
 
 
 def _has_images(page: Any, raw: Any) -> bool:
@@ -161,7 +176,9 @@ def _font_name(raw: Any, textpage: Any, index: int, buf: Any, flags: Any) -> str
     return buf.value.decode("utf-8", "replace").lower()
 
 
-def _page_lines(textpage: Any, page_no: int) -> list[_Line]:
+def _page_lines(textpage: Any, page_no: int, tables: list[PdfTable]) -> list[_Item]:
+    """The page's lines in PDFium's reading order; lines inside a table are replaced by the
+    table, where its first line was."""
     _, raw = _pdfium()
     n = textpage.count_chars()
     if n <= 0:
@@ -180,16 +197,40 @@ def _page_lines(textpage: Any, page_no: int) -> list[_Line]:
             if line is not None:
                 lines.append(line)
         start = end + 1
-    return _merge_same_line(lines)
+    # Before merging: a table row and text beside the table can share a baseline.
+    return _merge_same_line(_place_tables(lines, tables) if tables else lines)
 
 
-def _merge_same_line(lines: list[_Line]) -> list[_Line]:
+def _place_tables(lines: list[_Line], tables: list[PdfTable]) -> list[_Item]:
+    """Lines inside a table are dropped; the table goes after the last line above it (its
+    title or caption), since PDFium's content order often draws a table before its heading."""
+    rest: list[_Line] = []
+    for line in lines:
+        x, y = (line.left + line.right) / 2, (line.top + line.bottom) / 2
+        if not any(t.contains(x, y) for t in tables):
+            rest.append(line)
+    after: dict[int, list[PdfTable]] = {}
+    for table in tables:
+        above = [
+            i
+            for i, ln in enumerate(rest)
+            if ln.bottom >= table.top - 1 and ln.left < table.right and ln.right > table.left
+        ]
+        after.setdefault(max(above, default=-1), []).append(table)
+    out: list[_Item] = list(after.get(-1, []))
+    for i, line in enumerate(rest):
+        out.append(line)
+        out.extend(after.get(i, []))
+    return out
+
+
+def _merge_same_line(lines: list[_Item]) -> list[_Item]:
     """PDFium breaks a visual line at superscripts, font changes and wide gaps (table cells):
     pieces that sit on the same baseline, left to right, are one line again."""
-    out: list[_Line] = []
+    out: list[_Item] = []
     for line in lines:
         prev = out[-1] if out else None
-        if prev is not None and line.left >= prev.right - 1:
+        if isinstance(prev, _Line) and isinstance(line, _Line) and line.left >= prev.right - 1:
             overlap = min(prev.top, line.top) - max(prev.bottom, line.bottom)
             if overlap > 0.5 * min(prev.top - prev.bottom, line.top - line.bottom):
                 main = prev if len(prev.text) >= len(line.text) else line
@@ -254,34 +295,45 @@ def _norm_running(text: str) -> str:
     return re.sub(r"\d+", "#", re.sub(r"\s+", "", text))
 
 
-def _drop_running_lines(pages: list[list[_Line]]) -> list[list[_Line]]:
+def _drop_running_lines(pages: list[list[_Item]]) -> list[list[_Item]]:
     """Running headers/footers: the first or last few lines of a page that recur (digits
     ignored) on at least a quarter of the pages (min. 3), and bare page numbers there."""
     if len(pages) < 3:
         return pages
     edge = 4
     counts: dict[str, int] = {}
-    for lines in pages:
+    for items in pages:
+        lines = [ln for ln in items if isinstance(ln, _Line)]
         for key in {_norm_running(ln.raw) for ln in lines[:edge] + lines[-edge:]}:
             counts[key] = counts.get(key, 0) + 1
     need = max(3, -(-len(pages) // 4))  # a quarter of the pages: odd/even headers differ
     running = {k for k, c in counts.items() if c >= need and k}
     out = []
     for lines in pages:
-        keep = []
+        keep: list[_Item] = []
         for i, line in enumerate(lines):
             at_edge = i < edge or i >= len(lines) - edge
-            if at_edge and (_norm_running(line.raw) in running or _PAGE_NUMBER.match(line.raw)):
+            if (
+                at_edge
+                and isinstance(line, _Line)
+                and (_norm_running(line.raw) in running or _PAGE_NUMBER.match(line.raw))
+            ):
                 continue
             keep.append(line)
         out.append(keep)
     return out
 
 
-def _paragraphs(lines: list[_Line]) -> list[list[_Line]]:
-    paras: list[list[_Line]] = []
+def _paragraphs(lines: list[_Item]) -> list[list[_Line] | PdfTable]:
+    paras: list[list[_Line] | PdfTable] = []
     cur: list[_Line] = []
     for line in lines:
+        if isinstance(line, PdfTable):
+            if cur:
+                paras.append(cur)
+                cur = []
+            paras.append(line)
+            continue
         if cur and not _continues(cur, line):
             paras.append(cur)
             cur = []
@@ -309,8 +361,8 @@ def _continues(cur: list[_Line], line: _Line) -> bool:
     return True
 
 
-def _blocks(pages: list[list[_Line]]) -> list[Block]:
-    lines = [ln for page in pages for ln in page]
+def _blocks(pages: list[list[_Item]]) -> list[Block]:
+    lines = [ln for page in pages for ln in page if isinstance(ln, _Line)]
     weights = [(ln.size, len(ln.text)) for ln in lines]
     body = _weighted_median(weights)
     paras = [p for page in pages for p in _paragraphs(page)]
@@ -319,10 +371,16 @@ def _blocks(pages: list[list[_Line]]) -> list[Block]:
     def is_heading_size(p: list[_Line]) -> bool:
         return p[0].size >= 1.2 * body
 
-    sizes = sorted({round(p[0].size, 1) for p in paras if is_heading_size(p)}, reverse=True)
+    sizes = sorted(
+        {round(p[0].size, 1) for p in paras if isinstance(p, list) and is_heading_size(p)},
+        reverse=True,
+    )
     sections = SectionPath()
     blocks: list[Block] = []
     for para in paras:
+        if isinstance(para, PdfTable):
+            blocks.append(Block(para.text, "table", sections.path, para.page))
+            continue
         text = join_lines([ln.raw for ln in para])
         if not text:
             continue
