@@ -317,3 +317,18 @@ def test_bad_vector_index_setting_names_the_config_file(tmp_path: Path):
     (tmp_path / "polisum.toml").write_text('[retrieval]\nvector_index = "annoy"\n')
     with pytest.raises(ConfigError, match=r"polisum\.toml: vector_index must be"):
         Config.load(cwd=tmp_path)
+
+
+def test_batched_terms_equal_one_at_a_time():
+    from polisum.text import terms, terms_many
+
+    texts = [
+        "서울시는 무주택 청년에게 월 최대 20만 원의 월세를 지원한다.",
+        "The municipal solar program installs rooftop panels on public schools.",
+        "",
+        "GPT-4와 라마2를 비교한 연구진은 2023년에 결과를 발표했다.",
+    ]
+    assert terms_many(texts) == [terms(t) for t in texts]
+    first = terms_many(texts)[0]
+    assert {"청년", "월세", "지원"} <= set(first) and "에게" not in first  # content, no particles
+    assert terms_many([]) == []

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 DB_NAME = "meta.sqlite"
 # Bump when loaders, the chunker or BM25 terms change what they produce: indexed files are then
 # redone (cheaply: summaries and vectors come from the caches).
-PIPELINE_VERSION = "2"
+PIPELINE_VERSION = "3"  # 3: ruled PDF tables read as rows
 _GEN_FILE = re.compile(r"^(paragraphs|summaries|bm25)\.g(\d+)(\.faiss)?$")
 
 

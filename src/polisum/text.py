@@ -67,6 +67,19 @@ def terms(text: str) -> list[str]:
     """Lexical terms for BM25 and lexical centrality: content morphemes, lower-cased."""
     with _lock:
         tokens = kiwi().tokenize(text)
+    return _content_terms(tokens)
+
+
+def terms_many(texts: list[str]) -> list[list[str]]:
+    """``terms`` of many texts at once: Kiwi analyses a list on all its worker threads (one
+    per core), about twice as fast as one text at a time on two cores."""
+    if not texts:
+        return []
+    with _lock:
+        return [_content_terms(tokens) for tokens in kiwi().tokenize(texts)]
+
+
+def _content_terms(tokens) -> list[str]:
     out: list[str] = []
     for tok in tokens:
         if not tok.tag.startswith(_CONTENT_TAG_PREFIXES):
@@ -76,7 +89,3 @@ def terms(text: str) -> list[str]:
             continue
         out.append(form)
     return out
-
-
-def terms_batch(texts: list[str]) -> list[list[str]]:
-    return [terms(t) for t in texts]
