@@ -143,6 +143,15 @@ EXPECTED: dict[str, str | None] = {
 NON_UTF8_NAME = b"\xff\xfe-notes.md"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_ocr():
+    """The scan's reason is "needs OCR" only where no OCR engine runs (tests/test_ocr.py
+    covers the engine); the environment carries it into CLI subprocesses too."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("POLISUM_OCR", "off")
+        yield
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("bad") / "docs"

@@ -16,7 +16,7 @@ from polisum.embed import Embedder, load_embedder
 from polisum.index.bm25 import BM25Index
 from polisum.index.store import DocumentRecord, MetadataStore
 from polisum.index.vectors import VectorIndex
-from polisum.loaders import LoaderRegistry, default_registry
+from polisum.loaders import LoaderRegistry, default_registry, load_ocr
 from polisum.pipeline import Ingestor, IngestReport
 from polisum.rerank import Reranker, RerankerError, load_reranker, rerank_order
 from polisum.retrieve import HybridRetriever
@@ -60,9 +60,16 @@ class Index:
         self._summarizer: Summarizer | None = None
         self._summarizer_loaded = False
         self._indexes: tuple[int, VectorIndex, VectorIndex, BM25Index] | None = None
-        self.registry: LoaderRegistry = default_registry(config.max_file_bytes)
+        self._registry: LoaderRegistry | None = None
         self._reranker: Reranker | None = None
         self._reranker_loaded = False
+
+    def registry(self) -> LoaderRegistry:
+        """The loaders, built at first ingest: finding an OCR engine runs a program."""
+        if self._registry is None:
+            ocr = load_ocr(self.config.ocr, self.config.ocr_languages)
+            self._registry = default_registry(self.config.max_file_bytes, ocr)
+        return self._registry
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
@@ -198,7 +205,7 @@ class Index:
             )
             ingestor = Ingestor(
                 store=self.store,
-                registry=self.registry,
+                registry=self.registry(),
                 chunker=ParagraphChunker(self.config.min_chars, self.config.max_chars),
                 embedder=self.embedder,
                 summarizer=summarizer,

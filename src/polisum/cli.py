@@ -15,6 +15,7 @@ from rich.table import Table
 from polisum.api import Index, IndexError_
 from polisum.config import Config, ConfigError
 from polisum.embed import EmbedderError
+from polisum.loaders import OcrError
 from polisum.summarize import SummarizerError
 
 app = typer.Typer(
@@ -81,6 +82,10 @@ def ingest(
         bool, typer.Option(help="Remove indexed files under FOLDER that no longer exist.")
     ] = True,
     rebuild: Annotated[bool, typer.Option(help="Forget the index and start over.")] = False,
+    ocr: Annotated[
+        str | None,
+        typer.Option(help="Scanned PDF pages: auto (Tesseract when installed), off, tesseract."),
+    ] = None,
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
@@ -95,11 +100,12 @@ def ingest(
         summarizer=summarizer,
         summarizer_adapter=adapter,
         summarizer_base_url=base_url,
+        ocr=ocr,
     )
     try:
         with idx:
             report = idx.ingest(folder, prune=prune, progress=not (quiet or as_json))
-    except (IndexError_, EmbedderError, SummarizerError) as exc:
+    except (IndexError_, EmbedderError, SummarizerError, OcrError) as exc:
         _fail(str(exc))
     if as_json:
         _print_json({"index": str(idx.path), **report.to_dict()})

@@ -60,12 +60,18 @@ class Config:
     # re-scores the fused top ``rerank_depth``; off by default (offline, CPU).
     rerank: str | None = None
     rerank_depth: int = 20
+    # Scanned PDF pages: "auto" runs Tesseract when it is installed with ``ocr_languages``
+    # (apt-get install tesseract-ocr tesseract-ocr-kor), "off" never, "tesseract" requires it.
+    ocr: str = "auto"
+    ocr_languages: str = "kor+eng"
 
     def __post_init__(self) -> None:
         if self.vector_index not in ("auto", "flat", "hnsw"):
             raise ConfigError(
                 f"vector_index must be 'auto', 'flat' or 'hnsw', not {self.vector_index!r}"
             )
+        if self.ocr not in ("auto", "off", "tesseract"):
+            raise ConfigError(f"ocr must be 'auto', 'off' or 'tesseract', not {self.ocr!r}")
         if self.rerank_depth < 1:
             raise ConfigError(f"rerank_depth must be at least 1, got {self.rerank_depth}")
 
@@ -107,6 +113,7 @@ class Config:
             "summarizer_adapter": os.environ.get("POLISUM_SUMMARIZER_ADAPTER"),
             "summarizer_base_url": os.environ.get("POLISUM_SUMMARIZER_BASE_URL"),
             "generator": os.environ.get("POLISUM_GENERATOR"),
+            "ocr": os.environ.get("POLISUM_OCR"),
         }
         config = config.with_overrides(**env)
         return config.with_overrides(**overrides, index=index_dir)

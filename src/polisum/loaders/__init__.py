@@ -9,6 +9,7 @@ from polisum.loaders.docx import DocxLoader
 from polisum.loaders.html import HtmlLoader
 from polisum.loaders.hwp import HwpLoader
 from polisum.loaders.hwpx import HwpxLoader
+from polisum.loaders.ocr import OcrError, TesseractOCR, load_ocr
 from polisum.loaders.pdf import PdfLoader
 from polisum.loaders.text import MarkdownLoader, TextLoader, decode_text
 from polisum.types import Document
@@ -23,11 +24,14 @@ __all__ = [
     "Loader",
     "LoaderRegistry",
     "MarkdownLoader",
+    "OcrError",
     "PdfLoader",
+    "TesseractOCR",
     "TextLoader",
     "check_readable",
     "decode_text",
     "default_registry",
+    "load_ocr",
 ]
 
 
@@ -57,14 +61,17 @@ class LoaderRegistry:
         return loader.load(path)
 
 
-def default_registry(max_bytes: int = DEFAULT_MAX_BYTES) -> LoaderRegistry:
-    """Every format polisum reads. Markdown keeps its own loader (markdown-it, exact source
-    offsets) rather than unstructured's, which converts to HTML first and loses them."""
+def default_registry(
+    max_bytes: int = DEFAULT_MAX_BYTES, ocr: TesseractOCR | None = None
+) -> LoaderRegistry:
+    """Every format polisum reads; ``ocr`` reads scanned PDF pages (see ``load_ocr``).
+    Markdown keeps its own loader (markdown-it, exact source offsets) rather than
+    unstructured's, which converts to HTML first and loses them."""
     return LoaderRegistry(
         [
             TextLoader(max_bytes),
             MarkdownLoader(max_bytes),
-            PdfLoader(max_bytes),
+            PdfLoader(max_bytes, ocr),
             DocxLoader(max_bytes),
             HtmlLoader(max_bytes),
             HwpLoader(max_bytes),

@@ -1,4 +1,6 @@
-"""PDF text layers via PDFium (pypdfium2): paragraphs with page numbers, headings by font size.
+"""PDF text layers via PDFium (pypdfium2): paragraphs with page numbers, headings by font size,
+ruled tables as rows (:mod:`polisum.loaders.pdf_tables`), and OCR of scanned pages when an
+engine is configured (:mod:`polisum.loaders.ocr`).
 
 Why not unstructured here: its "fast" PDF strategy imports ``unstructured_inference`` at module
 level, which pulls torch, torchvision, onnxruntime, opencv and transformers (the ``[pdf]``
@@ -18,6 +20,7 @@ becomes a heading, and so the section of what follows.
 from __future__ import annotations
 
 import ctypes
+import io
 import re
 import statistics
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ from typing import Any
 
 from polisum.loaders.base import DEFAULT_MAX_BYTES, LoadError, check_readable
 from polisum.loaders.korean_fix import SOFT_HYPHENS, join_lines, symbol_char
+from polisum.loaders.ocr import OcrError, TesseractOCR, ocr_paragraphs
 from polisum.loaders.pdf_tables import PdfTable, find_tables
 from polisum.loaders.structure import Block, SectionPath, build_document, guess_heading_level
 from polisum.types import Document
@@ -65,43 +69,67 @@ def _pdfium() -> tuple[Any, Any]:
     return pdfium, raw
 
 
+@dataclass
+class _OcrParagraph:
+    text: str
+    page: int
+
+
 class PdfLoader:
+    """PDF text layers; pages that are only images go through ``ocr`` when one is given."""
+
     extensions: tuple[str, ...] = (".pdf",)
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, ocr: TesseractOCR | None = None) -> None:
         self.max_bytes = max_bytes
+        self.ocr = ocr
 
     def load(self, path: Path) -> Document:
         size = check_readable(path, self.max_bytes)
-        try:
-            with open(path, "rb") as fh:  # a file object: lazy reads, and any file name works
-                pages, image_only = _read_document(path, fh, size)
-        except OSError as exc:
-            raise LoadError(path, f"cannot read file: {exc.strerror or exc}") from exc
-        n_pages = len(pages)
+        pages, image_only, ocr_pages = self._read(path, size, ocr_all=False)
         lines = [line for page in pages for line in page if isinstance(line, _Line)]
-        if not lines and not any(pages):
+        sample = "".join(line.raw for line in lines)
+        if sample and len(_GARBAGE.findall(sample)) > 0.3 * len(sample):
+            if self.ocr is None:
+                raise LoadError(
+                    path, "text layer is unreadable (fonts without a Unicode map): needs OCR"
+                )
+            # Glyphs without Unicode: the page images are the only readable text.
+            pages, image_only, ocr_pages = self._read(path, size, ocr_all=True)
+        if not any(pages):
+            if image_only and self.ocr is not None:
+                raise LoadError(
+                    path, "no text layer (scanned or image-only PDF), and OCR found no text"
+                )
             if image_only:
                 raise LoadError(path, "no text layer (scanned or image-only PDF): needs OCR")
             raise LoadError(path, "no text found in PDF (blank pages or text drawn as shapes)")
-        sample = "".join(line.raw for line in lines)
-        if len(_GARBAGE.findall(sample)) > 0.3 * len(sample):
-            raise LoadError(
-                path, "text layer is unreadable (fonts without a Unicode map): needs OCR"
-            )
+        n_pages = len(pages)
         pages = _drop_running_lines(pages)
         blocks = _blocks(pages)
         metadata: dict[str, Any] = {"format": "pdf", "pages": n_pages}
-        if image_only:
+        if image_only and not ocr_pages:
             metadata["pages_without_text"] = image_only
+        if ocr_pages:
+            metadata["ocr_pages"] = ocr_pages
+            metadata["ocr"] = self.ocr.name if self.ocr else None
         return build_document(path, blocks, metadata, what="PDF")
 
+    def _read(self, path: Path, size: int, *, ocr_all: bool) -> tuple[list[list[_Item]], int, int]:
+        try:
+            with open(path, "rb") as fh:  # a file object: lazy reads, and any file name works
+                return _read_document(path, fh, size, self.ocr, ocr_all)
+        except OSError as exc:
+            raise LoadError(path, f"cannot read file: {exc.strerror or exc}") from exc
 
-# A page is its lines and ruled tables in reading order.
-_Item = _Line | PdfTable
+
+# A page is its lines, ruled tables and OCR'd paragraphs in reading order.
+_Item = _Line | PdfTable | _OcrParagraph
 
 
-def _read_document(path: Path, fh: Any, size: int) -> tuple[list[list[_Item]], int]:
+def _read_document(
+    path: Path, fh: Any, size: int, ocr: TesseractOCR | None, ocr_all: bool
+) -> tuple[list[list[_Item]], int, int]:
     pdfium, _ = _pdfium()
     _check_header_and_eof(path, fh, size)
     try:
@@ -109,7 +137,7 @@ def _read_document(path: Path, fh: Any, size: int) -> tuple[list[list[_Item]], i
     except pdfium.PdfiumError as exc:
         raise LoadError(path, _pdfium_reason(str(exc))) from exc
     try:
-        return _read_pages(pdf)
+        return _read_pages(path, pdf, ocr, ocr_all)
     finally:
         pdf.close()
 
@@ -137,24 +165,44 @@ def _pdfium_reason(message: str) -> str:
     return f"unreadable PDF ({message.strip()})"
 
 
-def _read_pages(pdf: Any) -> tuple[list[list[_Item]], int]:
+def _read_pages(
+    path: Path, pdf: Any, ocr: TesseractOCR | None, ocr_all: bool
+) -> tuple[list[list[_Item]], int, int]:
+    """Every page's items; the number of image-only pages; the number of pages OCR'd."""
     _, raw = _pdfium()
     pages: list[list[_Item]] = []
-    image_only = 0
+    image_only = ocr_pages = 0
     for index in range(len(pdf)):
         page = pdf[index]
         try:
-            textpage = page.get_textpage()
-            try:
-                lines = _page_lines(textpage, index + 1, _tables(page, textpage, raw, index + 1))
-            finally:
-                textpage.close()
-            if not lines and _has_images(page, raw):
+            lines: list[_Item] = []
+            if not ocr_all:
+                textpage = page.get_textpage()
+                try:
+                    tables = _tables(page, textpage, raw, index + 1)
+                    lines = _page_lines(textpage, index + 1, tables)
+                finally:
+                    textpage.close()
+            if ocr_all or (not lines and _has_images(page, raw)):
                 image_only += 1
+                if ocr is not None:
+                    lines = _ocr_page(path, page, index + 1, ocr)
+                    ocr_pages += 1
         finally:
             page.close()
         pages.append(lines)
-    return pages, image_only
+    return pages, image_only, ocr_pages
+
+
+def _ocr_page(path: Path, page: Any, page_no: int, ocr: TesseractOCR) -> list[_Item]:
+    bitmap = page.render(scale=ocr.dpi / 72, grayscale=True)
+    png = io.BytesIO()
+    bitmap.to_pil().save(png, format="PNG")
+    try:
+        text = ocr.image_text(png.getvalue())
+    except OcrError as exc:
+        raise LoadError(path, f"OCR failed on page {page_no}: {exc}") from exc
+    return [_OcrParagraph(p, page_no) for p in ocr_paragraphs(text)]
 
 
 def _tables(page: Any, textpage: Any, raw: Any, page_no: int) -> list[PdfTable]:
@@ -324,11 +372,11 @@ def _drop_running_lines(pages: list[list[_Item]]) -> list[list[_Item]]:
     return out
 
 
-def _paragraphs(lines: list[_Item]) -> list[list[_Line] | PdfTable]:
-    paras: list[list[_Line] | PdfTable] = []
+def _paragraphs(lines: list[_Item]) -> list[list[_Line] | PdfTable | _OcrParagraph]:
+    paras: list[list[_Line] | PdfTable | _OcrParagraph] = []
     cur: list[_Line] = []
     for line in lines:
-        if isinstance(line, PdfTable):
+        if not isinstance(line, _Line):  # a table or an OCR'd paragraph stands alone
             if cur:
                 paras.append(cur)
                 cur = []
@@ -380,6 +428,9 @@ def _blocks(pages: list[list[_Item]]) -> list[Block]:
     for para in paras:
         if isinstance(para, PdfTable):
             blocks.append(Block(para.text, "table", sections.path, para.page))
+            continue
+        if isinstance(para, _OcrParagraph):
+            blocks.append(Block(para.text, "paragraph", sections.path, para.page))
             continue
         text = join_lines([ln.raw for ln in para])
         if not text:
