@@ -11,7 +11,6 @@ The Gemma-2 teacher and student share one tokenizer, as the real 9B and 2B do.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -69,6 +68,8 @@ _GEMMA_TEMPLATE = (
 )
 
 TINY_MODELS = ("exaone4", "gemma2-teacher", "gemma2-student", "sd3")
+# Bump when a builder changes: cached tiny models of another version are built again.
+TINY_VERSION = "2"
 
 
 def _bpe(specials: list[str], vocab_size: int = 384) -> Any:
@@ -82,21 +83,6 @@ def _bpe(specials: list[str], vocab_size: int = 384) -> Any:
         special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
-    )
-    tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
-    return tok
-
-
-def _unigram(specials: list[str], vocab_size: int = 300) -> Any:
-    """A SentencePiece-style Unigram tokenizer, the model T5's tokenizer class expects."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.NFKC()
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>", show_progress=False
     )
     tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
     return tok
@@ -187,118 +173,11 @@ def _build_gemma2(folder: Path, *, hidden: int, layers: int, seed: int) -> None:
     _save_causal_lm(folder, config, tok, seed=seed)
 
 
-def _clip_tokenizer(folder: Path) -> None:
-    """A CLIP tokenizer from the vocabulary and merges of a locally trained byte-level BPE."""
-    from transformers import CLIPTokenizer
-
-    bpe = _bpe(["<|startoftext|>", "<|endoftext|>", "<|pad|>", "<|unk|>"], vocab_size=320)
-    model_json = json.loads(bpe.to_str())["model"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model_json["merges"]]
-    tok = CLIPTokenizer(vocab=model_json["vocab"], merges=merges, model_max_length=77)
-    folder.mkdir(parents=True, exist_ok=True)
-    tok.save_pretrained(folder)
-
-
 def _build_sd3(folder: Path) -> None:
-    """An SD3.5-shaped pipeline: MMDiT-X transformer (dual attention, RMS qk-norm), 16-channel
-    VAE, two CLIP text encoders with projection and a T5 encoder, all a few hundred KB."""
-    import torch
-    from diffusers import (
-        AutoencoderKL,
-        FlowMatchEulerDiscreteScheduler,
-        SD3Transformer2DModel,
-        StableDiffusion3Pipeline,
-    )
-    from transformers import (
-        CLIPTextConfig,
-        CLIPTextModelWithProjection,
-        CLIPTokenizer,
-        T5Config,
-        T5EncoderModel,
-        T5TokenizerFast,
-    )
+    """The SD3.5-shaped pipeline the imagegen tests render with: one tiny SD3 for the package."""
+    from imagegen.testing import build_tiny_sd3
 
-    torch.manual_seed(0)
-    transformer = SD3Transformer2DModel(
-        sample_size=16,
-        patch_size=2,
-        in_channels=16,
-        num_layers=2,
-        attention_head_dim=8,
-        num_attention_heads=4,
-        joint_attention_dim=32,
-        caption_projection_dim=32,
-        pooled_projection_dim=64,
-        out_channels=16,
-        pos_embed_max_size=32,
-        dual_attention_layers=(0,),
-        qk_norm="rms_norm",
-    )
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        block_out_channels=(8, 16),
-        layers_per_block=1,
-        latent_channels=16,
-        norm_num_groups=4,
-        sample_size=32,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-        shift_factor=0.0609,
-        scaling_factor=1.5035,
-    )
-    tok_dir = folder / "_clip_tok"
-    _clip_tokenizer(tok_dir)
-    tokenizer = CLIPTokenizer.from_pretrained(tok_dir)
-    clip_config = CLIPTextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=37,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        projection_dim=32,
-        max_position_embeddings=77,
-        bos_token_id=tokenizer.convert_tokens_to_ids("<|startoftext|>"),
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
-        pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
-        hidden_act="gelu",
-    )
-    text_encoder = CLIPTextModelWithProjection(clip_config)
-    text_encoder_2 = CLIPTextModelWithProjection(clip_config)
-    tokenizer_3 = T5TokenizerFast(
-        tokenizer_object=_unigram(["<pad>", "</s>", "<unk>"]),
-        pad_token="<pad>",
-        eos_token="</s>",
-        unk_token="<unk>",
-    )
-    t5 = T5EncoderModel(
-        T5Config(
-            vocab_size=len(tokenizer_3),
-            d_model=32,
-            d_kv=8,
-            d_ff=37,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-            pad_token_id=0,
-            eos_token_id=1,
-            decoder_start_token_id=0,
-        )
-    )
-    pipe = StableDiffusion3Pipeline(
-        transformer=transformer,
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        text_encoder_2=text_encoder_2,
-        tokenizer_2=CLIPTokenizer.from_pretrained(tok_dir),
-        text_encoder_3=t5,
-        tokenizer_3=tokenizer_3,
-    )
-    pipe.save_pretrained(folder)
+    build_tiny_sd3(folder)
 
 
 def build_tiny(name: str, folder: str | os.PathLike[str]) -> Path:
@@ -315,7 +194,7 @@ def build_tiny(name: str, folder: str | os.PathLike[str]) -> Path:
         _build_sd3(folder)
     else:
         raise ValueError(f"unknown tiny model '{name}' (known: {', '.join(TINY_MODELS)})")
-    (folder / ".tiny-complete").write_text(name + "\n")
+    (folder / ".tiny-complete").write_text(f"{name} {TINY_VERSION}\n")
     return folder
 
 
@@ -331,7 +210,8 @@ def resolve_model(spec: str, cache_dir: str | os.PathLike[str] | None = None) ->
         cache_dir or os.environ.get("POLISUM_TINY_MODELS") or Path.home() / ".cache/polisum/tiny"
     )
     folder = root / name
-    if not (folder / ".tiny-complete").is_file():
+    marker = folder / ".tiny-complete"
+    if not marker.is_file() or marker.read_text().split() != [name, TINY_VERSION]:
         # Build aside and rename: concurrent runs never see a half-written model.
         staging = root / f".{name}.{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
