@@ -55,7 +55,7 @@ def kb(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_exaone_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Folder of a random tiny EXAONE 4.0 with its local tokenizer."""
     pytest.importorskip("transformers")
-    from tiny_exaone import build_tiny_exaone
+    from tests.tiny_llms import build_tiny_exaone
 
     corpus = [*CORPUS, "[ 1 ] [ 2 ] [ 3 ] passage answer question"]
     return build_tiny_exaone(tmp_path_factory.mktemp("exaone") / "model", corpus)
@@ -65,10 +65,11 @@ def tiny_exaone_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_exaone(tiny_exaone_model: Path, tmp_path_factory: pytest.TempPathFactory):
     """(model folder, PEFT LoRA adapter folder) of the tiny EXAONE 4.0."""
     pytest.importorskip("peft")
-    from tiny_exaone import build_lora_adapter
+    from tests.tiny_llms import build_lora_adapter
 
     adapter = tmp_path_factory.mktemp("exaone-lora") / "adapter"
-    return tiny_exaone_model, build_lora_adapter(tiny_exaone_model, adapter)
+    attention = ("q_proj", "k_proj", "v_proj", "o_proj")
+    return tiny_exaone_model, build_lora_adapter(tiny_exaone_model, adapter, 1, attention)
 
 
 def smollm2_gguf() -> Path | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EN_LIBRARY, EN_SOLAR, KO_BUS, KO_RENT
-from tests.tiny_gemma import build_lora_adapter, build_tiny_gemma
+from tests.tiny_llms import build_lora_adapter, build_tiny_gemma
 
 PARAGRAPHS = [KO_RENT, KO_BUS, EN_SOLAR, EN_LIBRARY]
 SMOLLM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
