@@ -37,3 +37,18 @@ def test_english_and_single_long_sentence_are_capped():
 def test_specs():
     assert load_summarizer("none") is None
     assert isinstance(load_summarizer("extractive"), ExtractiveSummarizer)
+
+
+def test_batched_summaries_equal_one_at_a_time():
+    from tests.conftest import EN_LIBRARY, EN_SOLAR, KO_BUS, KO_RENT
+
+    more = KO_RENT.replace("20만", "30만")
+    long_ko = " ".join([KO_RENT, KO_BUS, "청년 정책은 해마다 바뀐다.", more])
+    long_en = " ".join([EN_SOLAR, EN_LIBRARY, EN_SOLAR.replace("forty", "fifty")])
+    one_long_sentence = "가" * 400
+    texts = [KO_RENT, long_ko, "", long_en, one_long_sentence, "  짧은 문단.  "]
+    s = ExtractiveSummarizer(max_chars=200)
+    batched = s.summarize(texts)
+    assert batched == [s.summarize_one(t) for t in texts]
+    assert batched[1] != long_ko.strip() and len(batched[1]) <= 200  # really summarized
+    assert batched[4].endswith("…") and batched[5] == "짧은 문단."

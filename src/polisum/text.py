@@ -63,6 +63,19 @@ def split_sentences(text: str) -> list[Sentence]:
     return [Sentence(s.text, s.start, s.end) for s in sents if s.text.strip()]
 
 
+def split_sentences_many(texts: list[str]) -> list[list[Sentence]]:
+    """``split_sentences`` of many texts, batched on Kiwi's worker threads."""
+    todo = [i for i, t in enumerate(texts) if t.strip()]
+    out: list[list[Sentence]] = [[] for _ in texts]
+    if not todo:
+        return out
+    with _lock:
+        results = list(kiwi().split_into_sents([texts[i] for i in todo]))
+    for i, sents in zip(todo, results, strict=True):
+        out[i] = [Sentence(s.text, s.start, s.end) for s in sents if s.text.strip()]
+    return out
+
+
 def terms(text: str) -> list[str]:
     """Lexical terms for BM25 and lexical centrality: content morphemes, lower-cased."""
     with _lock:

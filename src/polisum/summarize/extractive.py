@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 
-from polisum.text import split_sentences, terms
+from polisum.text import Sentence, split_sentences, split_sentences_many, terms, terms_many
 
 
 class ExtractiveSummarizer:
@@ -23,7 +23,19 @@ class ExtractiveSummarizer:
         self.name = f"extractive-v1(max_chars={max_chars},max_sentences={max_sentences})"
 
     def summarize(self, texts: list[str]) -> list[str]:
-        return [self.summarize_one(t) for t in texts]
+        """Summaries of many paragraphs: Kiwi splits and analyses the whole batch at once, on
+        all its worker threads; the result equals ``summarize_one`` of each."""
+        texts = [t.strip() for t in texts]
+        long = [i for i, t in enumerate(texts) if len(t) > self.max_chars]
+        split = split_sentences_many([texts[i] for i in long])
+        sentence_terms = iter(terms_many([s.text for ss in split if len(ss) > 1 for s in ss]))
+        out = list(texts)
+        for i, sentences in zip(long, split, strict=True):
+            if len(sentences) <= 1:
+                out[i] = self._truncate(texts[i])
+            else:
+                out[i] = self._pick(sentences, [next(sentence_terms) for _ in sentences])
+        return out
 
     def summarize_one(self, text: str) -> str:
         text = text.strip()
@@ -32,7 +44,10 @@ class ExtractiveSummarizer:
         sentences = split_sentences(text)
         if len(sentences) <= 1:
             return self._truncate(text)
-        scores = self._centrality([terms(s.text) for s in sentences])
+        return self._pick(sentences, [terms(s.text) for s in sentences])
+
+    def _pick(self, sentences: list[Sentence], sentence_terms: list[list[str]]) -> str:
+        scores = self._centrality(sentence_terms)
         scores[0] += self.lead_bonus
         chosen: list[int] = []
         used = 0
