@@ -271,7 +271,7 @@ class Index:
                 )
             index.save(self._file(kind, generation))
             vector_indexes.append(index)
-        bm25 = BM25Index.build(*self.store.terms())
+        bm25 = BM25Index.from_rows(self.store.iter_terms())
         bm25.save(self._file("bm25", generation))
         self._indexes = (generation, vector_indexes[0], vector_indexes[1], bm25)
         self._remove_index_files(keep=generation)
@@ -317,7 +317,7 @@ class Index:
                 VectorIndex.build(
                     dim, *self.store.vectors(name, "summary", dim), self.config.vector_index
                 ),
-                BM25Index.build(*self.store.terms()),
+                BM25Index.from_rows(self.store.iter_terms()),
             )
             with contextlib.suppress(OSError):  # a read-only index still answers queries
                 loaded[1].save(self._file("paragraphs", generation))

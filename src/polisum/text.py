@@ -7,6 +7,7 @@ Korean/English text, so one analyser serves every language the package targets.
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -100,5 +101,5 @@ def _content_terms(tokens) -> list[str]:
         form = tok.form.lower()
         if tok.tag == "SL" and form in _ENGLISH_STOPWORDS:
             continue
-        out.append(form)
+        out.append(sys.intern(form))  # one object per distinct term: 100k chunks' lists share
     return out

@@ -401,9 +401,13 @@ class MetadataStore:
         return np.asarray(out_ids, dtype=np.int64), vecs
 
     def terms(self) -> tuple[np.ndarray, list[list[str]]]:
-        rows = self._db.execute("SELECT id, terms FROM chunks ORDER BY id").fetchall()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        return ids, [json.loads(r[1]) for r in rows]
+        rows = list(self.iter_terms())
+        return np.asarray([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
+
+    def iter_terms(self) -> Iterator[tuple[int, list[str]]]:
+        """(chunk id, BM25 terms) in id order, streamed from one SELECT (one snapshot)."""
+        for chunk_id, terms in self._db.execute("SELECT id, terms FROM chunks ORDER BY id"):
+            yield chunk_id, json.loads(terms)
 
     # -- publish ----------------------------------------------------------------------------
     def publish(
