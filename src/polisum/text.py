@@ -61,7 +61,7 @@ def split_sentences(text: str) -> list[Sentence]:
         return []
     with _lock:  # Kiwi objects are not documented as thread-safe
         sents = kiwi().split_into_sents(text)
-    return [Sentence(s.text, s.start, s.end) for s in sents if s.text.strip()]
+    return _sentences(sents)
 
 
 def split_sentences_many(texts: list[str]) -> list[list[Sentence]]:
@@ -73,8 +73,12 @@ def split_sentences_many(texts: list[str]) -> list[list[Sentence]]:
     with _lock:
         results = list(kiwi().split_into_sents([texts[i] for i in todo]))
     for i, sents in zip(todo, results, strict=True):
-        out[i] = [Sentence(s.text, s.start, s.end) for s in sents if s.text.strip()]
+        out[i] = _sentences(sents)
     return out
+
+
+def _sentences(kiwi_sentences) -> list[Sentence]:
+    return [Sentence(s.text, s.start, s.end) for s in kiwi_sentences if s.text.strip()]
 
 
 def terms(text: str) -> list[str]:

@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 
-from polisum.text import Sentence, split_sentences, split_sentences_many, terms, terms_many
+from polisum.text import Sentence, split_sentences_many, terms_many
 
 
 class ExtractiveSummarizer:
@@ -24,7 +24,7 @@ class ExtractiveSummarizer:
 
     def summarize(self, texts: list[str]) -> list[str]:
         """Summaries of many paragraphs: Kiwi splits and analyses the whole batch at once, on
-        all its worker threads; the result equals ``summarize_one`` of each."""
+        all its worker threads; each summary depends on its own paragraph only."""
         texts = [t.strip() for t in texts]
         long = [i for i, t in enumerate(texts) if len(t) > self.max_chars]
         split = split_sentences_many([texts[i] for i in long])
@@ -38,13 +38,7 @@ class ExtractiveSummarizer:
         return out
 
     def summarize_one(self, text: str) -> str:
-        text = text.strip()
-        if len(text) <= self.max_chars:
-            return text
-        sentences = split_sentences(text)
-        if len(sentences) <= 1:
-            return self._truncate(text)
-        return self._pick(sentences, [terms(s.text) for s in sentences])
+        return self.summarize([text])[0]
 
     def _pick(self, sentences: list[Sentence], sentence_terms: list[list[str]]) -> str:
         scores = self._centrality(sentence_terms)
