@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from polisum.eval.io import jsonl_objects
 from polisum.eval.retrieval import first_relevant_rank, retrieval_metrics
 from polisum.eval.runs import EvalRun, provenance
 from polisum.eval.stats import MetricSummary, bootstrap_ci
@@ -100,15 +101,7 @@ def _load_squad(path: Path, text: str) -> list[QAItem]:
 
 def _load_jsonl(path: Path, text: str) -> list[QAItem]:
     items = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TextMetricError(f"{path}:{n}: invalid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise TextMetricError(f"{path}:{n}: expected a JSON object")
+    for n, row in jsonl_objects(path, text.splitlines()):
         question = row.get("question", row.get("query"))
         if not isinstance(question, str) or not question.strip():
             raise TextMetricError(f"{path}:{n}: needs a non-empty 'question' (or 'query')")

@@ -8,7 +8,7 @@ from typing import Any
 
 from polisum.eval.text import TextMetricError
 
-__all__ = ["match_by_id", "read_jsonl", "read_texts"]
+__all__ = ["jsonl_objects", "match_by_id", "read_jsonl", "read_texts"]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -22,6 +22,15 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         raise TextMetricError(f"{path}: not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
         raise TextMetricError(f"{path}: cannot read ({exc.strerror})") from None
+    rows = [row for _, row in jsonl_objects(path, lines)]
+    if not rows:
+        raise TextMetricError(f"{path}: no records")
+    return rows
+
+
+def jsonl_objects(path: Path, lines: list[str]) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) per non-blank line; a line that is not a JSON object is an error
+    naming the file and line."""
     rows = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -32,9 +41,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             raise TextMetricError(f"{path}:{n}: invalid JSON ({exc.msg})") from None
         if not isinstance(row, dict):
             raise TextMetricError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
-    if not rows:
-        raise TextMetricError(f"{path}: no records")
+        rows.append((n, row))
     return rows
 
 
