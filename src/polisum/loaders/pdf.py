@@ -207,12 +207,9 @@ def _ocr_page(path: Path, page: Any, page_no: int, ocr: TesseractOCR) -> list[_I
 
 def _tables(page: Any, textpage: Any, raw: Any, page_no: int) -> list[PdfTable]:
     try:
-        tables = find_tables(page, textpage, raw)
+        return find_tables(page, textpage, raw, page_no)
     except Exception:  # odd vector geometry: table detection is a refinement, never lose the page
         return []
-    for table in tables:
-        table.page = page_no
-    return tables
 
 
 def _has_images(page: Any, raw: Any) -> bool:

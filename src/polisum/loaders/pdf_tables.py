@@ -42,14 +42,14 @@ class PdfTable:
     bottom: float
     right: float
     top: float
-    page: int | None = None
+    page: int
 
     def contains(self, x: float, y: float) -> bool:
         return self.left <= x <= self.right and self.bottom <= y <= self.top
 
 
-def find_tables(page: Any, textpage: Any, raw: Any) -> list[PdfTable]:
-    """The ruled tables of one PDFium page, top to bottom."""
+def find_tables(page: Any, textpage: Any, raw: Any, page_no: int) -> list[PdfTable]:
+    """The ruled tables of one PDFium page (1-based ``page_no``), top to bottom."""
     height = page.get_height()
     edges = _ruling_edges(page, raw, height)
     if edges is None:
@@ -71,7 +71,7 @@ def find_tables(page: Any, textpage: Any, raw: Any) -> list[PdfTable]:
     for table_cells in cells_to_tables(cells):
         table = Table(None, table_cells)
         x0, top, x1, bottom = table.bbox
-        box = PdfTable("", x0, height - bottom, x1, height - top)
+        box = PdfTable("", x0, height - bottom, x1, height - top, page_no)
         if any(_inside(box, other) for other in found):
             continue  # a grid nested in a table already read
         rows = [
