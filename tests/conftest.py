@@ -22,6 +22,17 @@ EN_LIBRARY = (
 )
 
 
+@pytest.fixture(autouse=True)
+def user_config(tmp_path_factory, monkeypatch) -> Path:
+    """Every test runs with an empty user config folder of its own (trusted files, config.toml):
+    the developer's own settings never leak into a test."""
+    folder = tmp_path_factory.mktemp("user-config")
+    monkeypatch.setenv("POLISUM_CONFIG_DIR", str(folder))
+    for var in ("POLISUM_INDEX", "POLISUM_EMBEDDER", "POLISUM_SUMMARIZER", "POLISUM_GENERATOR"):
+        monkeypatch.delenv(var, raising=False)
+    return folder
+
+
 @pytest.fixture
 def docs(tmp_path: Path) -> Path:
     folder = tmp_path / "docs"

@@ -221,7 +221,8 @@ def test_index_ingest_reports_each_bad_file_and_ingests_the_rest(corpus: Path, t
         assert report.new == 4  # good.md, good.pdf, big-valid.pdf, the non-UTF-8 name
         assert report.failed == len(reasons) == sum(1 for w in EXPECTED.values() if w)
         sources = {d.source for d in idx.store.documents() if d.status == "ok"}
-        assert any("\ufffd" in s and s.endswith("-notes.md") for s in sources)
+        # issue 13: stored losslessly, the undecodable bytes escaped (was: replaced by U+FFFD)
+        assert any(s.endswith("‹bytes›\\xff\\xfe-notes.md") for s in sources)
         hit = idx.search("school electricity bills solar", k=1)[0]
         assert hit.source.endswith(".pdf") and hit.page == 1 and "solar panels" in hit.text
 

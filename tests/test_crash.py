@@ -70,6 +70,7 @@ def states(tmp_path_factory) -> dict[str, set[str]]:
         ("after_parse", "old"),
         ("during_embed", "old"),
         ("before_publish", "old"),
+        ("during_publish", "old"),
         ("after_publish", "new"),
         ("after_index_write", "new"),
     ],

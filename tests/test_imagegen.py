@@ -192,7 +192,7 @@ def test_cli_imagine_uses_the_chatbot_prompt(
 ) -> None:
     """The description goes through SDPromptWriter; a scripted generator stands in for the LLM."""
     pytest.importorskip("polisum.chat.sdprompt")
-    import polisum.chat
+    from polisum.components import Components
     from polisum.generate import GenerationResult
 
     reply = {"prompt": "a futuristic plaza with EV chargers", "negative_prompt": "text",
@@ -206,7 +206,7 @@ def test_cli_imagine_uses_the_chatbot_prompt(
             seen.append(conversations[0][-1]["content"])
             return [GenerationResult(text=json.dumps(reply))]
 
-    monkeypatch.setattr(polisum.chat, "configured_generator", lambda *a, **k: Scripted())
+    monkeypatch.setattr(Components, "generator", property(lambda self: Scripted()))
     result = run_cli(
         "imagine", "전기차 충전소가 있는 미래 도시 광장", "--model", str(tiny["model"]),
         "--seed", "1", "--steps", "2", "--width", "64", "--height", "64",

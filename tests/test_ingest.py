@@ -28,7 +28,8 @@ def assert_consistent(idx: polisum.Index) -> set[str]:
     rows = idx.store._db.execute("SELECT id, chunk_id FROM chunks").fetchall()
     chunk_ids = [r[1] for r in rows]
     assert len(chunk_ids) == len(set(chunk_ids)), "duplicate chunks"
-    _, paragraphs, summaries, bm25 = idx._current_indexes()
+    current = idx.backend.current()
+    paragraphs, summaries, bm25 = current.paragraphs, current.summaries, current.bm25
     db_ids = sorted(r[0] for r in rows)
     assert len(paragraphs) == len(db_ids) == len(summaries) == len(bm25)
     assert sorted(bm25.ids.tolist()) == db_ids
@@ -123,7 +124,14 @@ def test_failed_files_are_reported_and_others_ingested(docs: Path, index_dir: Pa
         # fixing a failed file makes the next ingest pick it up
         (docs / "empty.txt").write_text("이제 내용이 있다.", encoding="utf-8")
         report = idx.ingest(docs)
-        assert report.new == 0 and report.changed == 1 and report.failed == 1
+        # issue 13: the unchanged failed file (junk.md) is not retried on every run
+        assert report.new == 0 and report.changed == 1 and report.failed == 0
+        assert report.unchanged == 3
+        status = {d.source.rsplit("/", 1)[-1]: d for d in idx.documents()}
+        assert status["junk.md"].status == "failed" and "binary" in status["junk.md"].error
+        # ... unless asked to
+        report = idx.ingest(docs, retry_failed=True)
+        assert report.failed == 1 and report.unchanged == 3
 
 
 def test_special_files_are_reported_not_read(docs: Path, index_dir: Path):

@@ -171,7 +171,7 @@ def _summaries(idx: polisum.Index) -> dict[str, tuple[str, str, dict]]:
 
 
 def _paragraph_vector_ids(idx: polisum.Index) -> list[int]:
-    return sorted(idx._current_indexes()[1].ids.tolist())
+    return sorted(idx.backend.current().paragraphs.ids.tolist())
 
 
 def test_ingest_with_hf_summarizer_caches_and_switching_redoes_summaries_only(
@@ -219,7 +219,7 @@ def test_ingest_with_hf_summarizer_caches_and_switching_redoes_summaries_only(
         rows = _summaries(idx)
         assert {name for _, name, _ in rows.values()} == {idx.summarizer.name}
         assert "+adapter:" in idx.summarizer.name
-        _, summary_index = idx._current_indexes()[1:3]
+        summary_index = idx.backend.current().summaries
         assert sorted(summary_index.ids.tolist()) == chunk_ids_before
         assert idx.info()["summaries"][idx.summarizer.name]["chunks"] == report.chunks_total
 
@@ -245,7 +245,7 @@ def test_failed_generations_are_retried_on_the_next_ingest(docs: Path, index_dir
     with polisum.Index.open(index_dir, summarizer="extractive") as idx:
         idx.ingest(docs)
         flaky = ScriptedGenerator({"": GeneratorError("connection refused")})
-        idx._summarizer = LLMSummarizer(flaky)
+        idx.components.summarizer = LLMSummarizer(flaky)
         report = idx.ingest(docs)
         assert report.summaries_updated == 4
         infos = [info for _, _, info in _summaries(idx).values()]
@@ -253,7 +253,7 @@ def test_failed_generations_are_retried_on_the_next_ingest(docs: Path, index_dir
         assert all(name is None for _, name, _ in _summaries(idx).values())
         # Not cached under the LLM's name: the next ingest asks the model again.
         flaky.answers = {"": "Placeholder."}
-        idx._summarizer = LLMSummarizer(flaky, guard="off")
+        idx.components.summarizer = LLMSummarizer(flaky, guard="off")
         calls = flaky.calls
         report = idx.ingest(docs)
         assert flaky.calls == calls + 4 and report.summaries_updated == 4
@@ -312,22 +312,23 @@ def test_switching_to_none_and_back_keeps_paragraph_rows(docs: Path, index_dir: 
         report = idx.ingest(docs)
         assert report.summaries_updated == len(before) and report.chunks_added == 0
         assert all(s is None for s, _, _ in _summaries(idx).values())
-        assert len(idx._current_indexes()[2]) == 0  # no summary vectors left
+        assert len(idx.backend.current().summaries) == 0  # no summary vectors left
         assert _paragraph_vector_ids(idx) == before
     with polisum.Index.open(index_dir, summarizer="extractive") as idx:
         report = idx.ingest(docs)
         assert report.summaries_updated == len(before)
-        assert sorted(idx._current_indexes()[2].ids.tolist()) == before
+        assert sorted(idx.backend.current().summaries.ids.tolist()) == before
         assert idx.search("월세", k=1)[0].summary
 
 
 def test_polisum_toml_and_environment_configure_the_llm_summarizer(tmp_path: Path, monkeypatch):
-    from polisum.config import Config
+    from polisum.config import Config, trust
 
     (tmp_path / "polisum.toml").write_text(
         'summarizer = "openai:qwen"\nsummarizer_base_url = "http://127.0.0.1:9/v1"\n',
         encoding="utf-8",
     )
+    trust(tmp_path / "polisum.toml")  # a project file may name a server only once trusted
     config = Config.load(cwd=tmp_path)
     assert (config.summarizer, config.summarizer_base_url) == (
         "openai:qwen",

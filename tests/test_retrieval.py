@@ -16,6 +16,7 @@ from polisum.cli import app
 from polisum.config import FusionWeights
 from polisum.index import vectors as vectors_mod
 from polisum.index.bm25 import BM25Index
+from polisum.index.local import Generation, MemoryBackend
 from polisum.index.vectors import VectorIndex
 from polisum.rerank import RerankerError, load_reranker
 from polisum.retrieve import HybridRetriever
@@ -138,7 +139,8 @@ def toy_retriever() -> tuple[HybridRetriever, dict[str, np.ndarray], VectorIndex
     summary = VectorIndex.build(16, ids, clustered(n, 16, seed=4))
     bm25 = BM25Index.build(ids, docs)
     queries = {q: clustered(1, 16, seed=10 + i)[0] for i, q in enumerate(["solar bus", "rent"])}
-    retriever = HybridRetriever(TableEmbedder(queries), dense, summary, bm25, candidates=20)
+    backend = MemoryBackend(Generation(0, dense, summary, bm25))
+    retriever = HybridRetriever(TableEmbedder(queries), backend, candidates=20)
     return retriever, queries, dense, bm25
 
 
@@ -177,18 +179,19 @@ def test_fused_scores_are_convex_and_every_candidate_is_scored_by_every_signal(t
 def test_index_with_hnsw_persists_and_follows_deletions(docs: Path, index_dir: Path):
     with polisum.Index.open(index_dir, vector_index="hnsw") as idx:
         idx.ingest(docs)
-        assert idx._current_indexes()[1].kind == "hnsw"
+        assert idx.backend.current().paragraphs.kind == "hnsw"
         assert idx.search("When do libraries close?", k=1)[0].text == EN_LIBRARY
     (docs / "city.txt").unlink()
     with polisum.Index.open(index_dir, vector_index="hnsw") as idx:
         idx.ingest(docs)
-        _, paragraphs, summaries, bm25 = idx._current_indexes()
+        current = idx.backend.current()
+        paragraphs, summaries, bm25 = current.paragraphs, current.summaries, current.bm25
         db_ids = sorted(r[0] for r in idx.store._db.execute("SELECT id FROM chunks"))
         assert paragraphs.ids.tolist() == db_ids == bm25.ids.tolist()
         assert summaries.ids.tolist() == db_ids
         assert all("city.txt" not in h.source for h in idx.search("libraries", k=5))
     with polisum.Index.open(index_dir, vector_index="flat") as idx:  # setting changed: rebuilt
-        assert idx._current_indexes()[1].kind == "flat"
+        assert idx.backend.current().paragraphs.kind == "flat"
         assert idx.search("청년 교통비는 얼마나 돌려주나요?", k=1)[0].text == KO_BUS
 
 
@@ -205,7 +208,7 @@ def test_reranker_reorders_the_first_stage(docs: Path, index_dir: Path):
     with polisum.Index.open(index_dir) as idx:
         idx.ingest(docs)
         first = idx.search("청년 월세 지원", k=4)
-        idx._reranker, idx._reranker_loaded = ReverseReranker(), True
+        idx.components.reranker = ReverseReranker()
         reranked = idx.search("청년 월세 지원", k=2)
     assert [h.chunk_id for h in reranked] == [h.chunk_id for h in first[::-1][:2]]
     assert reranked[0].scores["rerank"] == 3.0 and "fused" in reranked[0].scores

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imagegen.errors import ImageGenError
+from polisum.jsonl import JsonlError, parse_jsonl_lines
 
 if TYPE_CHECKING:
     import torch
@@ -127,8 +128,7 @@ def load_prompts(
     by_name: dict[str, str] = {}
     try:
         if file.suffix.lower() == ".jsonl":
-            for line in filter(str.strip, raw.splitlines()):
-                row = json.loads(line)
+            for _, row in parse_jsonl_lines(path, raw.splitlines()):
                 by_name[str(row.get("image") or row.get("file"))] = str(row["prompt"])
         elif file.suffix.lower() == ".json":
             data = json.loads(raw)
@@ -149,7 +149,7 @@ def load_prompts(
                         f"per image, in sorted file-name order)"
                     )
                 return [line.strip() for line in lines]
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+    except (json.JSONDecodeError, JsonlError, KeyError, TypeError, AttributeError) as exc:
         raise ImageGenError(f"{path}: bad prompts file ({exc})") from exc
     by_stem = {Path(k).stem: v for k, v in by_name.items()}
     missing = [n for n in names if n not in by_name and Path(n).stem not in by_stem]

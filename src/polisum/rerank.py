@@ -13,8 +13,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from polisum.errors import PolisumError
 
-class RerankerError(ValueError):
+
+class RerankerError(PolisumError, ValueError):
     pass
 
 

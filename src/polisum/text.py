@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from bm25s.stopwords import STOPWORDS_EN
-from kiwipiepy import Kiwi
+from kiwipiepy import Kiwi, Token
 
 # Morpheme tags that carry meaning for lexical matching. Particles (J*), endings (E*),
 # most affixes and punctuation are dropped: Korean attaches them to every noun and verb, so
@@ -22,15 +22,37 @@ from kiwipiepy import Kiwi
 _CONTENT_TAG_PREFIXES = (
     "NN", "NR", "NP", "VV", "VA", "XR", "XSN", "SL", "SH", "SN", "MAG", "W_",
 )  # fmt: skip
-_ENGLISH_STOPWORDS = frozenset(STOPWORDS_EN)
+ENGLISH_STOPWORDS = frozenset(STOPWORDS_EN)
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
+# Kiwi objects are not documented as thread-safe: every call goes through the functions below,
+# which hold this lock. No other module touches Kiwi directly.
 _lock = threading.Lock()
 
 
 @lru_cache(maxsize=1)
-def kiwi() -> Kiwi:
+def _kiwi() -> Kiwi:
     """One Kiwi per process: loading its model takes about a second."""
     return Kiwi()
+
+
+def kiwi_tokens(text: str) -> list[Token]:
+    """Kiwi's morphemes of ``text`` (form, tag, offsets)."""
+    with _lock:
+        return list(_kiwi().tokenize(text))
+
+
+def kiwi_tokens_many(texts: list[str]) -> list[list[Token]]:
+    """``kiwi_tokens`` of many texts, analysed on Kiwi's worker threads (one per core)."""
+    if not texts:
+        return []
+    with _lock:
+        return [list(tokens) for tokens in _kiwi().tokenize(texts)]
+
+
+def kiwi_space(text: str) -> str:
+    """Kiwi's word spacing of ``text``, keeping the spaces already there."""
+    with _lock:
+        return _kiwi().space(text, reset_whitespace=False)
 
 
 def has_hangul(text: str) -> bool:
@@ -59,8 +81,8 @@ def split_sentences(text: str) -> list[Sentence]:
     Kiwi handles Korean sentence endings and English abbreviations alike."""
     if not text.strip():
         return []
-    with _lock:  # Kiwi objects are not documented as thread-safe
-        sents = kiwi().split_into_sents(text)
+    with _lock:
+        sents = _kiwi().split_into_sents(text)
     return _sentences(sents)
 
 
@@ -71,7 +93,7 @@ def split_sentences_many(texts: list[str]) -> list[list[Sentence]]:
     if not todo:
         return out
     with _lock:
-        results = list(kiwi().split_into_sents([texts[i] for i in todo]))
+        results = list(_kiwi().split_into_sents([texts[i] for i in todo]))
     for i, sents in zip(todo, results, strict=True):
         out[i] = _sentences(sents)
     return out
@@ -83,18 +105,13 @@ def _sentences(kiwi_sentences) -> list[Sentence]:
 
 def terms(text: str) -> list[str]:
     """Lexical terms for BM25 and lexical centrality: content morphemes, lower-cased."""
-    with _lock:
-        tokens = kiwi().tokenize(text)
-    return _content_terms(tokens)
+    return _content_terms(kiwi_tokens(text))
 
 
 def terms_many(texts: list[str]) -> list[list[str]]:
     """``terms`` of many texts at once: Kiwi analyses a list on all its worker threads (one
     per core), about twice as fast as one text at a time on two cores."""
-    if not texts:
-        return []
-    with _lock:
-        return [_content_terms(tokens) for tokens in kiwi().tokenize(texts)]
+    return [_content_terms(tokens) for tokens in kiwi_tokens_many(texts)]
 
 
 def _content_terms(tokens) -> list[str]:
@@ -103,7 +120,7 @@ def _content_terms(tokens) -> list[str]:
         if not tok.tag.startswith(_CONTENT_TAG_PREFIXES):
             continue
         form = tok.form.lower()
-        if tok.tag == "SL" and form in _ENGLISH_STOPWORDS:
+        if tok.tag == "SL" and form in ENGLISH_STOPWORDS:
             continue
         out.append(sys.intern(form))  # one object per distinct term: 100k chunks' lists share
     return out

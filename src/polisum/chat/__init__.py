@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from polisum.chat.answer import Answer, Answerer, AnswerStream, Citation
 from polisum.chat.citations import check_citations, parse_citations
-from polisum.chat.configure import DEFAULT_GENERATOR, configured_generator
 from polisum.chat.extractive import ExtractiveAnswerer
 from polisum.chat.relevance import RelevanceGate
 from polisum.chat.session import ChatSession
+from polisum.components import DEFAULT_GENERATOR
 
 __all__ = [
     "DEFAULT_GENERATOR",
@@ -24,6 +24,5 @@ __all__ = [
     "ExtractiveAnswerer",
     "RelevanceGate",
     "check_citations",
-    "configured_generator",
     "parse_citations",
 ]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from polisum.chat.answer import Answer, Answerer, AnswerStream
 from polisum.generate import GenerationConfig, Message
-from polisum.text import kiwi, terms
+from polisum.text import kiwi_tokens, terms
 
 REWRITE_SYSTEM = (
     "Rewrite the user's last question into one standalone search query that can be understood "
@@ -45,7 +45,7 @@ def approx_tokens(text: str) -> int:
 def key_terms(text: str, limit: int = 6) -> list[str]:
     """Nouns, roots and foreign words of ``text`` in order: what a follow-up leaves implicit."""
     out: list[str] = []
-    for tok in kiwi().tokenize(text):
+    for tok in kiwi_tokens(text):
         if tok.tag.startswith(_KEY_TAGS) and tok.form not in out:
             out.append(tok.form)
     return out[:limit]

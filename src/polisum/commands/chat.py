@@ -8,14 +8,27 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from polisum.api import Index, IndexError_
-from polisum.chat import Answer, Answerer, AnswerStream, ChatSession, configured_generator
-from polisum.cli import IndexOpt, JsonOpt, _fail, _open, app, err, out
-from polisum.config import Config, ConfigError
-from polisum.embed import EmbedderError
-from polisum.generate import Generator, GeneratorError
+from polisum.chat import Answer, Answerer, AnswerStream, ChatSession
+from polisum.commands._common import (
+    ConfigOpt,
+    IndexOpt,
+    JsonOpt,
+    announce_remote,
+    err,
+    fail,
+    load_config,
+    open_index,
+    out,
+    safe,
+    user_errors,
+)
+from polisum.components import Components
+from polisum.errors import PolisumError
+from polisum.generate import Generator
+from polisum.terminal import printable
+
+app = typer.Typer()
 
 GeneratorOpt = Annotated[
     str | None,
@@ -34,14 +47,20 @@ BaseUrlOpt = Annotated[
 
 
 def load_generator_or_fail(
-    index: Path | None, generator: str | None, adapter: str | None, base_url: str | None
+    index: Path | None,
+    config_file: Path | None,
+    generator: str | None,
+    adapter: str | None,
+    base_url: str | None,
 ) -> Generator | None:
-    try:
-        config = Config.load(index=index)
-        return configured_generator(config, generator, adapter, base_url)
-    except (GeneratorError, ConfigError) as exc:
-        _fail(str(exc))
-        raise  # unreachable
+    """The generator in effect (flags > env > config), announced when it is a server."""
+    config = load_config(
+        index, config_file, generator=generator, adapter=adapter, base_url=base_url
+    )
+    with user_errors():
+        components = Components(config)
+        announce_remote(components)
+        return components.generator
 
 
 def print_sources(answer: Answer) -> None:
@@ -52,15 +71,16 @@ def print_sources(answer: Answer) -> None:
         where = hit.source + (f" p.{hit.page}" if hit.page else "")
         if hit.section:
             where += f" · {hit.section}"
-        out.print(f"[bold cyan]\\[{number}][/] {escape(where)}")
+        out.print(f"[bold cyan]\\[{number}][/] {safe(where)}")
     for flag in answer.flags:
         err.print(f"[yellow]note:[/] {flag.replace('_', ' ')}")
 
 
 def stream_to_terminal(stream: AnswerStream) -> Answer:
-    """Write pieces as they arrive (plain stdout: rich would buffer per call), then sources."""
+    """Write pieces as they arrive (plain stdout: rich would buffer per call), then sources.
+    Model output can echo document text: control characters are neutralised."""
     for piece in stream:
-        sys.stdout.write(piece)
+        sys.stdout.write(printable(piece))
         sys.stdout.flush()
     sys.stdout.write("\n\n")
     sys.stdout.flush()
@@ -73,6 +93,7 @@ def stream_to_terminal(stream: AnswerStream) -> Answer:
 def answer_command(
     text: str,
     index: Path | None,
+    config_file: Path | None,
     k: int | None,
     as_json: bool,
     generator: str | None,
@@ -80,8 +101,8 @@ def answer_command(
     base_url: str | None,
 ) -> None:
     """The body of `polisum query --answer`."""
-    gen = load_generator_or_fail(index, generator, adapter, base_url)
-    with _open(index, create=False) as idx:
+    gen = load_generator_or_fail(index, config_file, generator, adapter, base_url)
+    with open_index(index, create=False, config_file=config_file) as idx, user_errors(1):
         answerer = Answerer(idx, gen, k=k or idx.config.k)
         try:
             if as_json:
@@ -89,13 +110,14 @@ def answer_command(
                 sys.stdout.write(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2) + "\n")
             else:
                 stream_to_terminal(answerer.stream(text))
-        except (IndexError_, EmbedderError, GeneratorError, ValueError) as exc:
-            _fail(str(exc))
+        except ValueError as exc:
+            fail(str(exc))
 
 
 @app.command()
 def chat(
     index: IndexOpt = None,
+    config: ConfigOpt = None,
     generator: GeneratorOpt = None,
     adapter: AdapterOpt = None,
     base_url: BaseUrlOpt = None,
@@ -108,17 +130,15 @@ def chat(
     """Ask questions about the indexed documents; follow-ups keep the context.
 
     /reset forgets the conversation, /exit (or Ctrl-D) ends it."""
-    gen = load_generator_or_fail(index, generator, adapter, base_url)
-    with _open(index, create=False) as idx:
+    gen = load_generator_or_fail(index, config, generator, adapter, base_url)
+    with open_index(index, create=False, config_file=config) as idx:
         session = ChatSession(
             Answerer(idx, gen, k=k or idx.config.k),
             max_turns=max_turns,
             max_history_tokens=max_history_tokens,
         )
         mode = gen.name if gen is not None else "extractive answers (no --generator)"
-        err.print(
-            f"[dim]polisum chat · {escape(str(idx.path))} · {escape(mode)} · /exit to quit[/]"
-        )
+        err.print(f"[dim]polisum chat · {safe(idx.path)} · {safe(mode)} · /exit to quit[/]")
         while True:
             try:
                 question = input("> " if sys.stdin.isatty() else "").strip()
@@ -134,8 +154,8 @@ def chat(
                 continue
             try:
                 stream_to_terminal(session.stream(question))
-            except (IndexError_, EmbedderError, GeneratorError, ValueError) as exc:
-                err.print(f"[bold red]error:[/] {escape(str(exc))}")
+            except (PolisumError, ValueError) as exc:
+                err.print(f"[bold red]error:[/] {safe(exc)}")
             out.print()
 
 
@@ -146,6 +166,7 @@ def prompt(
         bool, typer.Option("--from-docs", help="Ground the scene in retrieved passages.")
     ] = False,
     index: IndexOpt = None,
+    config: ConfigOpt = None,
     k: Annotated[int, typer.Option("-k", min=1, help="Passages for --from-docs.")] = 3,
     generator: GeneratorOpt = None,
     adapter: AdapterOpt = None,
@@ -157,27 +178,21 @@ def prompt(
     try:  # pydantic validates the JSON: an optional dependency (polisum[chat])
         from polisum.chat.sdprompt import ModelRequiredError, SDPromptWriter
     except ImportError as exc:
-        _fail(f"`polisum prompt` needs pydantic: pip install 'polisum[chat]' ({exc})")
-        raise
-    gen = load_generator_or_fail(index, generator, adapter, base_url)
+        fail(f"`polisum prompt` needs pydantic: pip install 'polisum[chat]' ({exc})")
+    gen = load_generator_or_fail(index, config, generator, adapter, base_url)
     try:
         writer = SDPromptWriter(gen, max_attempts=attempts)
     except ModelRequiredError as exc:
-        _fail(str(exc))
-        raise  # unreachable
+        fail(str(exc))
     passages = None
     if from_docs:
-        idx: Index
-        with _open(index, create=False) as idx:
-            try:
-                passages = idx.search(description, k=k)
-            except (IndexError_, EmbedderError) as exc:
-                _fail(str(exc))
-    try:
-        result = writer.write(description, passages)
-    except (GeneratorError, ValueError) as exc:
-        _fail(str(exc), code=1)
-        raise  # unreachable
+        with open_index(index, create=False, config_file=config) as idx, user_errors():
+            passages = idx.search(description, k=k)
+    with user_errors(1):
+        try:
+            result = writer.write(description, passages)
+        except ValueError as exc:
+            fail(str(exc), code=1)
     data = result.model_dump()
     if as_json:
         if passages is not None:
@@ -188,10 +203,8 @@ def prompt(
         return
     for key, value in data.items():
         if value is not None:
-            out.print(f"[bold]{key}:[/] {escape(str(value))}")
+            out.print(f"[bold]{key}:[/] {safe(value)}")
     for hit in passages or []:
         out.print(
-            f"[dim]grounded in {escape(hit.source)}"
-            + (f" p.{hit.page}" if hit.page else "")
-            + "[/]"
+            f"[dim]grounded in {safe(hit.source)}" + (f" p.{hit.page}" if hit.page else "") + "[/]"
         )

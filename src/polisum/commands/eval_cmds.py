@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from polisum.cli import IndexOpt, JsonOpt, _fail, _open, err, eval_app, out
+from polisum.commands._common import IndexOpt, JsonOpt, err, fail, open_index, out, print_json, safe
+
+eval_app = typer.Typer()
 
 OutOpt = Annotated[
     Path | None,
@@ -67,11 +66,7 @@ def _settings(
             bertscore_baseline=str(bertscore_baseline) if bertscore_baseline else None,
         )
     except TextMetricError as exc:
-        _fail(str(exc))
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        fail(str(exc))
 
 
 def _print_scores(title: str, run: Any) -> None:
@@ -95,7 +90,7 @@ def _print_scores(title: str, run: Any) -> None:
         rescale = "rescaled" if b["rescale_with_baseline"] else "not rescaled"
         parts.append(f"BERTScore {b['model']} layer {b['layer']}, {rescale}")
     parts.append(f"settings {run.fingerprint}")
-    err.print("[dim]" + escape(" · ".join(parts)) + "[/]")
+    err.print("[dim]" + safe(" · ".join(parts)) + "[/]")
 
 
 def _save(run: Any, folder: Path | None, as_json: bool) -> None:
@@ -106,9 +101,9 @@ def _save(run: Any, folder: Path | None, as_json: bool) -> None:
     try:
         run.save(folder)
     except OSError as exc:
-        _fail(f"{folder}: cannot save the run ({exc.strerror or exc})")
+        fail(f"{folder}: cannot save the run ({exc.strerror or exc})")
     if not as_json:
-        err.print(f"saved run to {escape(str(folder))}")
+        err.print(f"saved run to {safe(str(folder))}")
 
 
 @eval_app.command("text")
@@ -148,15 +143,15 @@ def eval_text(
         with err.status("scoring…", spinner="dots") if not as_json else nullcontext():
             result = TextEvaluator(settings).evaluate(predictions, references, ids=ids)
     except TextMetricError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     run = result.to_run(
         name or (out_dir.name if out_dir else pred.stem), pred=str(pred), ref=str(ref)
     )
     for warning in result.info.get("warnings", []):
-        err.print(f"[yellow]warning:[/] {escape(warning)}")
+        err.print(f"[yellow]warning:[/] {safe(warning)}")
     _save(run, out_dir, as_json)
     if as_json:
-        _print_json({"name": run.name, **result.to_dict(), "saved": str(out_dir or "") or None})
+        print_json({"name": run.name, **result.to_dict(), "saved": str(out_dir or "") or None})
         return
     _print_scores(f"{result.n} items · {result.empty_predictions} empty prediction(s)", run)
 
@@ -189,28 +184,21 @@ def eval_answers(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer every question of a QA set and score retrieval, answers and citations."""
+    from polisum.chat import Answerer
+    from polisum.commands.chat import load_generator_or_fail
     from polisum.eval.answers import AnswerEvaluator, load_qa
     from polisum.eval.text import TextMetricError
-
-    try:
-        from polisum.chat import Answerer, configured_generator
-    except ImportError as exc:
-        _fail(f"answering is not available in this install: {exc}")
-    from polisum.config import Config, ConfigError
     from polisum.generate import GeneratorError
 
     settings = _settings(metrics, lang, bertscore_model, bertscore_layer, False, None)
     try:
         items = load_qa(qa, limit=limit)
     except TextMetricError as exc:
-        _fail(str(exc))
-    try:
-        gen = configured_generator(Config.load(index=index), generator)
-    except (GeneratorError, ConfigError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
+    gen = load_generator_or_fail(index, None, generator, None, None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    with _open(index, create=False) as idx:
+    with open_index(index, create=False) as idx:
         answerer = Answerer(idx, gen, k=k)
         evaluator = AnswerEvaluator(settings)
         with Progress(
@@ -230,7 +218,7 @@ def eval_answers(
                     progress=lambda n: bar.advance(task, n),
                 )
             except (TextMetricError, GeneratorError) as exc:
-                _fail(str(exc))
+                fail(str(exc))
     gen_name = getattr(gen, "name", None) or "extractive"
     run = result.to_run(
         name or (out_dir.name if out_dir else f"{qa.stem}-{gen_name}"),
@@ -242,7 +230,7 @@ def eval_answers(
     )
     _save(run, out_dir, as_json)
     if as_json:
-        _print_json(
+        print_json(
             {
                 "name": run.name,
                 "n": result.n,
@@ -279,9 +267,9 @@ def eval_report(
         loaded = [EvalRun.load(r) for r in runs]
         files = write_report(loaded, out_dir, title=title)
     except RunError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
-        _print_json(
+        print_json(
             {
                 "markdown": str(files.markdown),
                 "html": str(files.html),
@@ -290,6 +278,6 @@ def eval_report(
         )
         return
     err.print(
-        f"wrote {escape(str(files.markdown))}, {escape(str(files.html))} "
+        f"wrote {safe(str(files.markdown))}, {safe(str(files.html))} "
         f"and {len(files.images)} plot(s)"
     )

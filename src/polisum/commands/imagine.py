@@ -9,10 +9,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from polisum.cli import IndexOpt, JsonOpt, _fail, _open, app, err, eval_app, out
+from polisum.commands._common import (
+    IndexOpt,
+    JsonOpt,
+    err,
+    fail,
+    open_index,
+    out,
+    safe,
+    user_errors,
+)
+
+app = typer.Typer()
+eval_app = typer.Typer()
 
 
 def _quiet_transformers() -> None:
@@ -43,23 +54,20 @@ def _write_prompt(
     k: int,
 ) -> Any:
     """The chatbot's SDPrompt for ``description`` (issue 6's writer, imported only when used)."""
-    from polisum.api import IndexError_
-    from polisum.chat import configured_generator
     from polisum.chat.sdprompt import SDPromptWriter
-    from polisum.config import Config, ConfigError
-    from polisum.embed import EmbedderError
-    from polisum.generate import GeneratorError
+    from polisum.commands.chat import load_generator_or_fail
 
-    try:
-        gen = configured_generator(Config.load(index=index), generator, adapter, base_url)
-        writer = SDPromptWriter(gen)
-        passages = None
-        if from_docs:
-            with _open(index, create=False) as idx:
-                passages = idx.search(description, k=k)
-        return writer.write(description, passages)
-    except (GeneratorError, ConfigError, IndexError_, EmbedderError, ValueError) as exc:
-        _fail(str(exc))
+    gen = load_generator_or_fail(index, None, generator, adapter, base_url)
+    with user_errors():
+        try:
+            writer = SDPromptWriter(gen)
+            passages = None
+            if from_docs:
+                with open_index(index, create=False) as idx:
+                    passages = idx.search(description, k=k)
+            return writer.write(description, passages)
+        except ValueError as exc:
+            fail(str(exc))
 
 
 @app.command()
@@ -123,7 +131,7 @@ def imagine(
     from imagegen import ImageGenError, Renderer, size_for_aspect
 
     if (description is None) == (prompt is None):
-        _fail("give either a scene DESCRIPTION (the chatbot writes the prompt) or --prompt TEXT")
+        fail("give either a scene DESCRIPTION (the chatbot writes the prompt) or --prompt TEXT")
     written: dict[str, Any] | None = None
     aspect = None
     if prompt is None:
@@ -132,7 +140,7 @@ def imagine(
         written = sd.model_dump()
         prompt, negative_prompt, aspect = sd.prompt, sd.negative_prompt, sd.aspect_ratio
         if not as_json:
-            err.print(f"[bold]prompt:[/] {escape(prompt)}")
+            err.print(f"[bold]prompt:[/] {safe(prompt)}")
     try:
         if width is None or height is None:
             w, h = size_for_aspect(aspect or "1:1")
@@ -163,7 +171,7 @@ def imagine(
             )
         paths = renderer.save(images, out_dir)
     except ImageGenError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         raise  # unreachable
     if as_json:
         data = {
@@ -252,16 +260,16 @@ def eval_images(
                 )
             result["distribution"] = {"reference": str(ref), **dist.to_dict()}
     except ImageGenError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if no_clip and ref is None:
-        _fail("nothing to measure: drop --no-clip or pass --ref DIR")
+        fail("nothing to measure: drop --no-clip or pass --ref DIR")
     if as_json:
         sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
         return
     if "clip" in result:
         out.print(
             f"CLIP score [bold]{result['clip']['score']:.2f}[/] over {len(pictures)} images "
-            f"(model {escape(clip_model)}; scores are comparable only under the same model)"
+            f"(model {safe(clip_model)}; scores are comparable only under the same model)"
         )
     if "distribution" in result:
         d = result["distribution"]
@@ -269,7 +277,7 @@ def eval_images(
             f"FID [bold]{d['fid']:.2f}[/] · KID [bold]{d['kid_mean'] * 1000:.2f}[/] "
             f"± {d['kid_std'] * 1000:.2f} ×10⁻³ (subset {d['kid_subset_size']}) · "
             f"{d['n_images']} vs {d['n_reference']} reference images · features "
-            f"{escape(d['features'])}"
+            f"{safe(d['features'])}"
         )
         for warning in d["warnings"]:
-            err.print(f"[yellow]warning:[/] {escape(warning)}")
+            err.print(f"[yellow]warning:[/] {safe(warning)}")

@@ -13,7 +13,9 @@ from typing import Annotated, Any
 
 import typer
 
-from polisum.cli import _fail, train_app
+from polisum.commands._common import fail
+
+train_app = typer.Typer(help="Training recipes: sft, kd, sd35, merge.", no_args_is_help=True)
 
 ConfigOpt = Annotated[
     str,
@@ -43,7 +45,7 @@ def _recipe(name: str) -> Any:
             raise
         # A checkout whose install predates training/ being packaged: use the one here.
         if not (Path.cwd() / "training" / "__init__.py").is_file():
-            _fail(
+            fail(
                 "the training recipes are not installed: reinstall polisum from its repository "
                 "with `pip install -e '.[train]'`, or run from the repository root"
             )
@@ -51,7 +53,7 @@ def _recipe(name: str) -> Any:
     try:
         return importlib.import_module(f"training.{name}")
     except ModuleNotFoundError as exc:
-        _fail(f"the {name} recipe needs '{exc.name}': pip install 'polisum[train]'")
+        fail(f"the {name} recipe needs '{exc.name}': pip install 'polisum[train]'")
 
 
 def _run(name: str, **kwargs: Any) -> Path:
@@ -61,10 +63,10 @@ def _run(name: str, **kwargs: Any) -> Path:
     try:
         return module.run(**kwargs)
     except RecipeError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except ModuleNotFoundError as exc:  # the recipes import their libraries when they run
-        _fail(f"the {name} recipe needs '{exc.name}': pip install 'polisum[train]'")
-    raise AssertionError("unreachable: _fail exits")
+        fail(f"the {name} recipe needs '{exc.name}': pip install 'polisum[train]'")
+    raise AssertionError("unreachable: fail exits")
 
 
 def _done(result: Path, as_json: bool, **extra: Any) -> None:
@@ -142,7 +144,7 @@ def merge(
     try:
         result = module.merge(adapter, out, base=base, dtype=dtype)
     except RecipeError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except ModuleNotFoundError as exc:
-        _fail(f"merging needs '{exc.name}': pip install 'polisum[train]'")
+        fail(f"merging needs '{exc.name}': pip install 'polisum[train]'")
     _done(result, as_json, recipe="merge")

@@ -13,10 +13,12 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from polisum.errors import PolisumError
+
 __all__ = ["Embedder", "EmbedderError", "load_embedder"]
 
 
-class EmbedderError(RuntimeError):
+class EmbedderError(PolisumError, RuntimeError):
     pass
 
 

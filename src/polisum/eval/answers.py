@@ -23,7 +23,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from polisum.eval.io import jsonl_objects
 from polisum.eval.retrieval import first_relevant_rank, retrieval_metrics
 from polisum.eval.runs import EvalRun, provenance
 from polisum.eval.stats import MetricSummary, bootstrap_ci
@@ -34,6 +33,7 @@ from polisum.eval.text import (
     fingerprint,
     resolve_lang,
 )
+from polisum.jsonl import JsonlError, parse_jsonl_lines
 
 __all__ = [
     "AnswerEvaluator",
@@ -101,7 +101,11 @@ def _load_squad(path: Path, text: str) -> list[QAItem]:
 
 def _load_jsonl(path: Path, text: str) -> list[QAItem]:
     items = []
-    for n, row in jsonl_objects(path, text.splitlines()):
+    try:
+        rows = parse_jsonl_lines(path, text.splitlines())
+    except JsonlError as exc:
+        raise TextMetricError(str(exc)) from None
+    for n, row in rows:
         question = row.get("question", row.get("query"))
         if not isinstance(question, str) or not question.strip():
             raise TextMetricError(f"{path}:{n}: needs a non-empty 'question' (or 'query')")

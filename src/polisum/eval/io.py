@@ -2,47 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from polisum import jsonl
 from polisum.eval.text import TextMetricError
 
-__all__ = ["jsonl_objects", "match_by_id", "read_jsonl", "read_texts"]
+__all__ = ["match_by_id", "read_jsonl", "read_texts"]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Objects of a JSONL file; blank lines are skipped, anything else must be a JSON object."""
-    path = Path(path)
+    """Objects of a JSONL file (polisum.jsonl), errors as TextMetricError."""
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except FileNotFoundError:
-        raise TextMetricError(f"{path}: file not found") from None
-    except UnicodeDecodeError as exc:
-        raise TextMetricError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    except OSError as exc:
-        raise TextMetricError(f"{path}: cannot read ({exc.strerror})") from None
-    rows = [row for _, row in jsonl_objects(path, lines)]
-    if not rows:
-        raise TextMetricError(f"{path}: no records")
-    return rows
-
-
-def jsonl_objects(path: Path, lines: list[str]) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, object) per non-blank line; a line that is not a JSON object is an error
-    naming the file and line."""
-    rows = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TextMetricError(f"{path}:{n}: invalid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise TextMetricError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
-        rows.append((n, row))
-    return rows
+        return [row for _, row in jsonl.read_jsonl(path)]
+    except jsonl.JsonlError as exc:
+        raise TextMetricError(str(exc)) from None
 
 
 def read_texts(path: Path, allow_multiple: bool = False) -> dict[str, str | list[str]]:

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polisum.errors import PolisumError
 from polisum.eval.stats import MetricSummary
+from polisum.jsonl import JsonlError, read_jsonl
 
 __all__ = ["EvalRun", "RunError", "SettingsMismatchError", "check_comparable"]
 
@@ -25,7 +27,7 @@ ITEMS_FILE = "items.jsonl"
 FORMAT_VERSION = 1
 
 
-class RunError(RuntimeError):
+class RunError(PolisumError, RuntimeError):
     """A run folder is missing or malformed; the message names the folder and the reason."""
 
 
@@ -73,7 +75,7 @@ class EvalRun:
             metrics = {k: MetricSummary(**v) for k, v in head["metrics"].items()}
             items_path = folder / ITEMS_FILE
             items = (
-                [json.loads(line) for line in items_path.read_text("utf-8").splitlines() if line]
+                [row for _, row in read_jsonl(items_path, allow_empty=True)]
                 if items_path.is_file()
                 else []
             )
@@ -87,7 +89,7 @@ class EvalRun:
                 info=head.get("info", {}),
                 path=folder,
             )
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (json.JSONDecodeError, JsonlError, KeyError, TypeError) as exc:
             raise RunError(f"{head_path}: malformed run file ({exc})") from exc
 
 

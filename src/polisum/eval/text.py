@@ -23,6 +23,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from polisum.errors import PolisumError
 from polisum.eval.runs import EvalRun, provenance
 from polisum.eval.stats import MetricSummary, bootstrap_ci
 
@@ -51,7 +52,7 @@ BERTSCORE_DEFAULTS: dict[str, tuple[str, int]] = {
 _PUNCT_TAGS = ("SF", "SP", "SS", "SSO", "SSC", "SE", "SO", "SW", "SB")
 
 
-class TextMetricError(RuntimeError):
+class TextMetricError(PolisumError, RuntimeError):
     """Bad input or a metric backend that cannot run; the message names the file or model."""
 
 
@@ -72,10 +73,9 @@ class KiwiRougeTokenizer:
     name = "kiwi-morphemes"
 
     def tokenize(self, text: str) -> list[str]:
-        from polisum.text import _lock, kiwi
+        from polisum.text import kiwi_tokens
 
-        with _lock:
-            tokens = kiwi().tokenize(text)
+        tokens = kiwi_tokens(text)
         return [t.form.lower() for t in tokens if t.tag not in _PUNCT_TAGS]
 
     @property

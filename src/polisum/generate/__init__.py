@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
+from polisum.errors import PolisumError
+
 __all__ = [
     "BatchGenerationError",
     "GenerationConfig",
@@ -30,7 +32,7 @@ class Message(TypedDict):
     content: str
 
 
-class GeneratorError(RuntimeError):
+class GeneratorError(PolisumError, RuntimeError):
     """A model could not be loaded or a generation failed; the message says which and why."""
 
 

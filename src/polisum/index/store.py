@@ -1,22 +1,47 @@
 """SQLite metadata store: documents, chunks, summaries and the embedding/summary caches.
 
-SQLite is the source of truth. Vector and BM25 index files are derived from it and stamped
-with the store's generation number, so a crash between the database commit and an index
-write is repaired on the next open by rebuilding that index from here.
+SQLite is the source of truth. The derived search structures (a backend's FAISS/BM25 files or
+collection) are published from it inside the same transaction that bumps the store's generation
+number, so a reader that sees generation N in a snapshot finds the structures of generation N.
+
+One writer (this object's connection, behind the index lock); readers take snapshots with
+:meth:`MetadataStore.read`, on a connection of their own thread, so a search served while an
+ingest publishes sees the old state or the new one, never a mix.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from polisum.errors import DiskFullError, IndexDamagedError
+from polisum.index.records import (
+    ChunkRow,
+    DocumentRecord,
+    DocumentUpdate,
+    Published,
+    SummaryUpdate,
+)
+from polisum.index.view import StoreView
+
+__all__ = [
+    "ChunkRow",
+    "DocumentRecord",
+    "DocumentUpdate",
+    "MetadataStore",
+    "Published",
+    "StoreView",
+    "SummaryUpdate",
+]
 
 # 2: summary provenance: chunks.summarizer / chunks.summary_info and summaries.info (JSON).
 # Version-1 indexes are migrated in place (columns added); nothing is recomputed.
@@ -69,106 +94,73 @@ CREATE TABLE IF NOT EXISTS summaries (
 ) WITHOUT ROWID;
 """
 
-
-@dataclass(frozen=True)
-class DocumentRecord:
-    id: int
-    source: str
-    content_hash: str | None
-    size: int | None
-    mtime_ns: int | None
-    status: str
-    error: str | None
-    n_chunks: int
-    metadata: dict[str, Any]
-    ingested_at: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "status": self.status,
-            "error": self.error,
-            "chunks": self.n_chunks,
-            "content_hash": self.content_hash,
-            "size": self.size,
-            "metadata": self.metadata,
-            "ingested_at": self.ingested_at,
-        }
+BeforeCommit = Callable[[Published, StoreView], None]
 
 
-@dataclass(frozen=True)
-class ChunkRow:
-    """A chunk ready to publish: everything the store keeps about it."""
-
-    chunk_id: str
-    ordinal: int
-    text: str
-    section: str | None
-    page: int | None
-    start: int
-    end: int
-    text_hash: str
-    summary: str | None
-    summary_hash: str | None
-    terms: list[str]
-    # The summarizer's name (None: no summarizer) and how the summary was made (fallbacks,
-    # guard flags), as recorded by polisum.summarize.llm.SummaryResult.info().
-    summarizer: str | None = None
-    summary_info: dict[str, Any] | None = None
+def _connect(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a publish is one transaction.
+    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA busy_timeout=30000")
+    db.execute("PRAGMA foreign_keys=ON")
+    return db
 
 
-@dataclass(frozen=True)
-class DocumentUpdate:
-    """The new state of one source file, published together with all others of an ingest."""
-
-    source: str
-    content_hash: str | None
-    size: int | None
-    mtime_ns: int | None
-    status: str
-    error: str | None
-    chunks: list[ChunkRow]
-    metadata: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class SummaryUpdate:
-    """A new summary for a chunk that is otherwise unchanged (row id ``chunk``)."""
-
-    chunk: int
-    summary: str | None
-    summary_hash: str | None
-    summarizer: str | None
-    info: dict[str, Any] | None = None
+@contextmanager
+def _sqlite_errors(path: Path) -> Iterator[None]:
+    """SQLite failures a user can act on, as one line each."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "disk is full" in str(exc) or "disk I/O error" in str(exc):
+            raise DiskFullError(
+                f"{path}: no space left to write the index ({exc}); it was left as it was — "
+                "free some space and run the command again"
+            ) from exc
+        raise
+    except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed"
+        raise IndexDamagedError(
+            f"{path}: the index database is damaged ({exc}); `polisum ingest FOLDER --rebuild` "
+            "moves it aside and starts a new one"
+        ) from exc
 
 
-class MetadataStore:
+class MetadataStore(StoreView):
+    """The writer's connection (reads through it see the writer's uncommitted work) plus
+    snapshot reads for other threads."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves so each publish is one transaction.
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        with self.transaction():
-            for stmt in _SCHEMA.strip().split(";\n"):
-                if stmt.strip():
-                    self._db.execute(stmt)
-            if self.get_meta("schema_version") is None:
-                self._set_meta("schema_version", str(SCHEMA_VERSION))
-                self._set_meta("generation", "0")
-        version = int(self.get_meta("schema_version") or 0)
+        with _sqlite_errors(path):
+            super().__init__(_connect(path))
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            with self.transaction():
+                for stmt in _SCHEMA.strip().split(";\n"):
+                    if stmt.strip():
+                        self._db.execute(stmt)
+                if self.get_meta("schema_version") is None:
+                    self._set_meta("schema_version", str(SCHEMA_VERSION))
+                    self._set_meta("generation", "0")
+            version = int(self.get_meta("schema_version") or 0)
         if version == 1:
             self._migrate_v1()
             version = SCHEMA_VERSION
         if version != SCHEMA_VERSION:
-            raise RuntimeError(
-                f"{path}: index schema version {version}, this polisum reads {SCHEMA_VERSION}; "
-                "re-create it with `polisum ingest --rebuild`"
+            self._db.close()
+            raise IndexDamagedError(
+                f"{path}: index schema version {version}, this polisum reads {SCHEMA_VERSION} "
+                "(written by another polisum version); upgrade polisum, or start over with "
+                "`polisum ingest FOLDER --rebuild` (the old database is moved aside)"
             )
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
 
     def close(self) -> None:
+        with self._readers_lock:
+            for db in self._readers:
+                db.close()
+            self._readers.clear()
         self._db.close()
 
     def _migrate_v1(self) -> None:
@@ -181,32 +173,42 @@ class MetadataStore:
             db.execute("UPDATE chunks SET summarizer = 'legacy' WHERE summary IS NOT NULL")
             self._set_meta("schema_version", str(SCHEMA_VERSION))
 
+    # -- transactions and snapshots -----------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        with _sqlite_errors(self.path):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[StoreView]:
+        """A consistent snapshot on this thread's reader connection (nested calls share it)."""
+        depth = getattr(self._local, "depth", 0)
+        if depth:
+            yield self._local.view
+            return
+        if getattr(self._local, "view", None) is None:
+            db = _connect(self.path)
+            with self._readers_lock:
+                self._readers.append(db)
+            self._local.view = StoreView(db)
+        view: StoreView = self._local.view
+        view._db.execute("BEGIN")  # deferred: the snapshot is taken by the first SELECT
+        self._local.depth = 1
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        else:
-            self._db.execute("COMMIT")
+            yield view
+        finally:
+            self._local.depth = 0
+            with contextlib.suppress(sqlite3.Error):
+                view._db.execute("COMMIT")
 
-    def _select_in(self, sql: str, params: list[Any], values: Iterable[Any]) -> Iterator[tuple]:
-        """Rows of ``sql`` whose ``{marks}`` placeholder is filled with ``values`` 500 at a time
-        (SQLite caps the number of bound parameters per statement)."""
-        values = list(values)
-        for start in range(0, len(values), 500):
-            part = values[start : start + 500]
-            yield from self._db.execute(
-                sql.format(marks=",".join("?" * len(part))), [*params, *part]
-            )
-
-    # -- meta -----------------------------------------------------------------------------
-    def get_meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
-
+    # -- meta -------------------------------------------------------------------------------
     def _set_meta(self, key: str, value: str) -> None:
         self._db.execute(
             "INSERT INTO meta(key, value) VALUES (?, ?) "
@@ -219,21 +221,7 @@ class MetadataStore:
             for key, value in values.items():
                 self._set_meta(key, value)
 
-    @property
-    def generation(self) -> int:
-        return int(self.get_meta("generation") or 0)
-
     # -- documents ------------------------------------------------------------------------
-    def documents(self) -> list[DocumentRecord]:
-        rows = self._db.execute(
-            "SELECT id, source, content_hash, size, mtime_ns, status, error, n_chunks, metadata, "
-            "ingested_at FROM documents ORDER BY source"
-        ).fetchall()
-        return [
-            DocumentRecord(*r[:8], json.loads(r[8] or "{}"), r[9])  # type: ignore[arg-type]
-            for r in rows
-        ]
-
     def update_stat(self, source: str, size: int, mtime_ns: int) -> None:
         with self.transaction() as db:
             db.execute(
@@ -241,120 +229,21 @@ class MetadataStore:
                 (size, mtime_ns, source),
             )
 
-    def count_chunks(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-
-    def chunk_rows(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-        ids = list(ids)
-        if not ids:
-            return {}
-        out: dict[int, dict[str, Any]] = {}
-        for r in self._select_in(
-            "SELECT c.id, c.chunk_id, d.source, c.section, c.page, c.text, c.summary, "
-            "c.start_char, c.end_char FROM chunks c JOIN documents d ON d.id = c.document_id "
-            "WHERE c.id IN ({marks})",
-            [],
-            ids,
-        ):
-            out[r[0]] = {
-                "chunk_id": r[1],
-                "source": r[2],
-                "section": r[3],
-                "page": r[4],
-                "text": r[5],
-                "summary": r[6],
-                "start": r[7],
-                "end": r[8],
-            }
-        return out
-
-    def all_chunk_ids(self) -> set[str]:
-        return {r[0] for r in self._db.execute("SELECT chunk_id FROM chunks")}
-
     # -- caches ---------------------------------------------------------------------------
-    def cached_summaries(self, summarizer: str, hashes: Iterable[str]) -> dict[str, str]:
-        return dict(self._lookup("summaries", "summary", "summarizer", summarizer, hashes))
-
-    def cached_summary_records(
-        self, summarizer: str, hashes: Iterable[str]
-    ) -> dict[str, tuple[str, dict[str, Any] | None]]:
-        """text_hash → (summary, info) for the cached summaries of ``summarizer``."""
-        return {
-            h: (s, json.loads(i) if i else None)
-            for h, (s, i) in self._lookup(
-                "summaries", "summary, info", "summarizer", summarizer, hashes, pairs=True
-            )
-        }
-
     def put_summaries(
-        self,
-        summarizer: str,
-        items: Iterable[tuple[str, str]] | Iterable[tuple[str, str, dict[str, Any] | None]],
+        self, summarizer: str, items: Iterable[tuple[str, str, dict[str, Any] | None]]
     ) -> None:
-        """Cache (text_hash, summary) or (text_hash, summary, info) items."""
-        rows = []
-        for item in items:
-            info = item[2] if len(item) > 2 else None  # type: ignore[misc]
-            rows.append(
-                (
-                    summarizer,
-                    item[0],
-                    item[1],
-                    json.dumps(info, ensure_ascii=False) if info else None,
-                )
-            )
+        """Cache (text_hash, summary, info) items."""
+        rows = [
+            (summarizer, h, summary, json.dumps(info, ensure_ascii=False) if info else None)
+            for h, summary, info in items
+        ]
         with self.transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO summaries(summarizer, text_hash, summary, info) "
                 "VALUES (?, ?, ?, ?)",
                 rows,
             )
-
-    def stale_summary_chunks(self, summarizer: str | None) -> list[tuple[int, str, str, str]]:
-        """(chunk id, source, text_hash, text) of chunks whose summary was not made by
-        ``summarizer`` (None: chunks that have a summary while there should be none)."""
-        select = (
-            "SELECT c.id, d.source, c.text_hash, c.text FROM chunks c "
-            "JOIN documents d ON d.id = c.document_id "
-        )
-        if summarizer is None:
-            return self._db.execute(select + "WHERE c.summary IS NOT NULL ORDER BY c.id").fetchall()
-        return self._db.execute(
-            select + "WHERE c.summarizer IS NOT ? ORDER BY c.id", (summarizer,)
-        ).fetchall()
-
-    def summary_stats(self) -> dict[str, Any]:
-        """How the current summaries were made: per summarizer, LLM vs fallback counts,
-        fallback reasons and the guard's unsupported-sentence rate."""
-        out: dict[str, Any] = {}
-        for name, info_json in self._db.execute(
-            "SELECT summarizer, summary_info FROM chunks WHERE summary IS NOT NULL"
-        ):
-            entry = out.setdefault(
-                name or "unknown",
-                {"chunks": 0, "llm": 0, "fallbacks": {}, "sentences": 0, "unsupported": 0},
-            )
-            entry["chunks"] += 1
-            info = json.loads(info_json) if info_json else {}
-            if info.get("method") == "llm":
-                entry["llm"] += 1
-            if info.get("fallback"):
-                reason = info["fallback"].split(":")[0]
-                entry["fallbacks"][reason] = entry["fallbacks"].get(reason, 0) + 1
-            entry["sentences"] += int(info.get("sentences", 0))
-            entry["unsupported"] += int(info.get("unsupported_sentences", 0))
-        for entry in out.values():
-            entry["unsupported_rate"] = round(entry["unsupported"] / max(entry["sentences"], 1), 4)
-        return out
-
-    def cached_embedding_hashes(self, embedder: str, hashes: Iterable[str]) -> set[str]:
-        rows = self._select_in(
-            "SELECT text_hash FROM embeddings WHERE embedder = ? AND text_hash IN ({marks})",
-            [embedder],
-            hashes,
-        )
-        found = {r[0] for r in rows}
-        return found
 
     def put_embeddings(self, embedder: str, hashes: list[str], vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype="<f4")
@@ -364,63 +253,24 @@ class MetadataStore:
                 [(embedder, h, v.tobytes()) for h, v in zip(hashes, vectors, strict=True)],
             )
 
-    def _lookup(self, table, column, key_col, key, hashes, pairs=False):
-        rows = self._select_in(
-            f"SELECT text_hash, {column} FROM {table} WHERE {key_col} = ? "
-            "AND text_hash IN ({marks})",
-            [key],
-            hashes,
-        )
-        for row in rows:
-            yield (row[0], row[1:]) if pairs else row
-
-    def vectors(self, embedder: str, which: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of every chunk's paragraph (which='text') or summary vector."""
-        column = {"text": "c.text_hash", "summary": "c.summary_hash"}[which]
-        rows = self._db.execute(
-            f"SELECT c.id, e.vector FROM chunks c JOIN embeddings e "
-            f"ON e.embedder = ? AND e.text_hash = {column} ORDER BY c.id",
-            (embedder,),
-        ).fetchall()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
-        return ids, vecs
-
-    def vectors_for(self, embedder: str, which: str, dim: int, ids: list[int]):
-        column = {"text": "c.text_hash", "summary": "c.summary_hash"}[which]
-        out_ids, blobs = [], []
-        for r in self._select_in(
-            f"SELECT c.id, e.vector FROM chunks c JOIN embeddings e "
-            f"ON e.embedder = ? AND e.text_hash = {column} WHERE c.id IN ({{marks}})",
-            [embedder],
-            ids,
-        ):
-            out_ids.append(r[0])
-            blobs.append(r[1])
-        vecs = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim)
-        return np.asarray(out_ids, dtype=np.int64), vecs
-
-    def terms(self) -> tuple[np.ndarray, list[list[str]]]:
-        rows = list(self.iter_terms())
-        return np.asarray([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
-
-    def iter_terms(self) -> Iterator[tuple[int, list[str]]]:
-        """(chunk id, BM25 terms) in id order, streamed from one SELECT (one snapshot)."""
-        for chunk_id, terms in self._db.execute("SELECT id, terms FROM chunks ORDER BY id"):
-            yield chunk_id, json.loads(terms)
-
     # -- publish ----------------------------------------------------------------------------
     def publish(
         self,
         updates: list[DocumentUpdate],
         removed_sources: list[str],
         summary_updates: Iterable[SummaryUpdate] = (),
-    ) -> tuple[list[int], list[int], int]:
-        """Apply an ingest in one transaction. Returns (added chunk ids, removed chunk ids,
-        new generation). ``summary_updates`` replace the summaries of chunks that stay (a
-        summarizer switch), keeping their ids and paragraph vectors."""
+        before_commit: BeforeCommit | None = None,
+    ) -> Published:
+        """Apply a batch of an ingest in one transaction and bump the generation.
+
+        ``before_commit(change, view)`` runs inside the transaction, with a view that sees the
+        new rows: the backend writes its structures for the new generation there, so they
+        exist before any reader can see that generation. If it raises, nothing is committed.
+        ``summary_updates`` replace the summaries of chunks that stay (a summarizer switch),
+        keeping their ids and paragraph vectors."""
         added: list[int] = []
         removed: list[int] = []
+        summary_updates = list(summary_updates)
         now = time.time()
         with self.transaction() as db:
             for source in [*removed_sources, *(u.source for u in updates)]:
@@ -433,65 +283,66 @@ class MetadataStore:
                 db.execute("DELETE FROM chunks WHERE document_id = ?", row)
                 db.execute("DELETE FROM documents WHERE id = ?", row)
             for u in updates:
-                cur = db.execute(
-                    "INSERT INTO documents(source, content_hash, size, mtime_ns, status, error, "
-                    "n_chunks, metadata, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        u.source,
-                        u.content_hash,
-                        u.size,
-                        u.mtime_ns,
-                        u.status,
-                        u.error,
-                        len(u.chunks),
-                        json.dumps(u.metadata, ensure_ascii=False),
-                        now,
-                    ),
-                )
-                doc_id = cur.lastrowid
-                for c in u.chunks:
-                    cur = db.execute(
-                        "INSERT INTO chunks(chunk_id, document_id, ordinal, text, section, page, "
-                        "start_char, end_char, text_hash, summary, summary_hash, terms, "
-                        "summarizer, summary_info) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            c.chunk_id,
-                            doc_id,
-                            c.ordinal,
-                            c.text,
-                            c.section,
-                            c.page,
-                            c.start,
-                            c.end,
-                            c.text_hash,
-                            c.summary,
-                            c.summary_hash,
-                            json.dumps(c.terms, ensure_ascii=False),
-                            c.summarizer,
-                            json.dumps(c.summary_info, ensure_ascii=False)
-                            if c.summary_info
-                            else None,
-                        ),
-                    )
-                    added.append(cur.lastrowid)
+                added.extend(self._insert_document(db, u, now))
             db.executemany(
                 "UPDATE chunks SET summary = ?, summary_hash = ?, summarizer = ?, "
                 "summary_info = ? WHERE id = ?",
                 [
-                    (
-                        u.summary,
-                        u.summary_hash,
-                        u.summarizer,
-                        json.dumps(u.info, ensure_ascii=False) if u.info else None,
-                        u.chunk,
-                    )
+                    (u.summary, u.summary_hash, u.summarizer, _json(u.info), u.chunk)
                     for u in summary_updates
                 ],
             )
-            generation = self.generation + 1
-            self._set_meta("generation", str(generation))
-        return added, removed, generation
+            change = Published(
+                self.generation + 1, added, removed, [u.chunk for u in summary_updates]
+            )
+            self._set_meta("generation", str(change.generation))
+            if before_commit is not None:
+                before_commit(change, self)
+        return change
+
+    @staticmethod
+    def _insert_document(db: sqlite3.Connection, u: DocumentUpdate, now: float) -> list[int]:
+        cur = db.execute(
+            "INSERT INTO documents(source, content_hash, size, mtime_ns, status, error, "
+            "n_chunks, metadata, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                u.source,
+                u.content_hash,
+                u.size,
+                u.mtime_ns,
+                u.status,
+                u.error,
+                len(u.chunks),
+                json.dumps(u.metadata, ensure_ascii=False),
+                now,
+            ),
+        )
+        doc_id = cur.lastrowid
+        ids = []
+        for c in u.chunks:
+            cur = db.execute(
+                "INSERT INTO chunks(chunk_id, document_id, ordinal, text, section, page, "
+                "start_char, end_char, text_hash, summary, summary_hash, terms, summarizer, "
+                "summary_info) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    c.chunk_id,
+                    doc_id,
+                    c.ordinal,
+                    c.text,
+                    c.section,
+                    c.page,
+                    c.start,
+                    c.end,
+                    c.text_hash,
+                    c.summary,
+                    c.summary_hash,
+                    json.dumps(c.terms, ensure_ascii=False),
+                    c.summarizer,
+                    _json(c.summary_info),
+                ),
+            )
+            ids.append(cur.lastrowid)
+        return ids
 
     def prune_caches(self, embedder: str, summarizer: str | None) -> None:
         """Drop cached vectors and summaries no chunk uses, once an ingest has published."""
@@ -516,3 +367,7 @@ class MetadataStore:
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM meta WHERE key NOT IN ('schema_version', 'generation')")
             self._set_meta("generation", str(self.generation + 1))
+
+
+def _json(value: dict[str, Any] | None) -> str | None:
+    return json.dumps(value, ensure_ascii=False) if value else None

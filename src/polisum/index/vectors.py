@@ -165,6 +165,16 @@ class VectorIndex:
             self._ids = ids
         self._refresh()
 
+    def copy(self) -> VectorIndex:
+        """An independent copy (a publish patches a copy while searches use the original)."""
+        return VectorIndex(
+            self.dim,
+            self.kind,
+            self.policy,
+            _index=faiss.clone_index(self._index),
+            _ids=self._ids.copy(),
+        )
+
     # -- queries ----------------------------------------------------------------------------
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Returns (ids, scores) of the k best, best first."""

@@ -24,8 +24,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from polisum.text import _lock as _kiwi_lock
-from polisum.text import kiwi
+from polisum.text import kiwi_space
 
 # Wingdings code → the symbol it draws (the bullets Korean reports use); others → "•".
 WINGDINGS = {
@@ -147,8 +146,7 @@ def _space_between(before: str, after: str) -> bool:
     at the last word before and the first word after the break."""
     left = before.rsplit(" ", 1)[-1]
     right = after.split(" ", 1)[0]
-    with _kiwi_lock:
-        spaced = kiwi().space(left + right, reset_whitespace=False)
+    spaced = kiwi_space(left + right)
     # Kiwi may also split inside either word: look only at the point where they meet.
     seen = 0
     for ch in spaced:

