@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.server
 import re
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from polisum.generate import (
 )
 from polisum.summarize.llm import summary_messages
 from tests.conftest import EN_LIBRARY, EN_SOLAR, KO_BUS, KO_RENT
+from tests.fake_openai import serving
 from tests.llm_models import smollm_generator, smollm_gguf, tiny_gemma, tiny_lora
 
 pytest.importorskip("transformers")
@@ -158,13 +158,8 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
 @contextmanager
 def _proxy(**faults) -> Iterator[_Proxy]:
     server = _Proxy(smollm_generator()._server.listening_address, **faults)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _url(server: _Proxy) -> str:
@@ -187,7 +182,7 @@ def test_openai_backend_against_llama_cpp_server_matches_in_process_gguf():
 
 def test_openai_backend_retries_a_500_then_succeeds():
     with _proxy(fail=1, status=500) as server:
-        client = load_generator("openai:smol", base_url=_url(server), backoff=0.01)
+        client = load_generator("openai:smol", base_url=_url(server))
         result = client.generate([summary_messages(EN_SOLAR)], GenerationConfig(max_new_tokens=8))
         assert result[0].text
         assert server.requests == 2
@@ -195,7 +190,7 @@ def test_openai_backend_retries_a_500_then_succeeds():
 
 def test_openai_backend_gives_up_on_persistent_500_with_the_server_message():
     with _proxy(fail=100, status=500) as server:
-        client = load_generator("openai:smol", base_url=_url(server), backoff=0.01, max_retries=2)
+        client = load_generator("openai:smol", base_url=_url(server), max_retries=2)
         with pytest.raises(BatchGenerationError, match="HTTP 500: injected failure") as info:
             client.generate([summary_messages(EN_SOLAR)], SHORT)
         assert info.value.results == [None]
@@ -204,7 +199,7 @@ def test_openai_backend_gives_up_on_persistent_500_with_the_server_message():
 
 def test_openai_backend_does_not_retry_a_client_error():
     with _proxy(fail=100, status=400) as server:
-        client = load_generator("openai:smol", base_url=_url(server), backoff=0.01)
+        client = load_generator("openai:smol", base_url=_url(server))
         with pytest.raises(GeneratorError, match="HTTP 400"):
             client.generate([summary_messages(EN_SOLAR)], SHORT)
         assert server.requests == 1
@@ -212,9 +207,7 @@ def test_openai_backend_does_not_retry_a_client_error():
 
 def test_openai_backend_times_out_and_retries():
     with _proxy(delay=1.0) as server:
-        client = load_generator(
-            "openai:smol", base_url=_url(server), timeout=0.2, max_retries=1, backoff=0.01
-        )
+        client = load_generator("openai:smol", base_url=_url(server), timeout=0.2, max_retries=1)
         started = time.perf_counter()
         with pytest.raises(GeneratorError, match="timed out"):
             client.generate([summary_messages(EN_SOLAR)], SHORT)

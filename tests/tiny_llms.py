@@ -10,6 +10,7 @@ BPE-tokenized tiny models for the recipes instead: they learn from text they hav
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,11 @@ def word_level_tokenizer(
     unk: str,
     turns: list[str],
     template: str,
+    added: Sequence[str] = (),
 ) -> Any:
     """A word-level fast tokenizer trained on ``corpus``, with a chat template; saved to
-    ``folder`` and returned."""
+    ``folder`` and returned. ``turns`` are registered as special tokens, as the real models
+    do; ``added`` as added, non-special tokens (EXAONE 4.0's ``<think>``, ``<tool_call>``)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -63,6 +66,8 @@ def word_level_tokenizer(
         unk_token=unk,
         additional_special_tokens=turns,
     )
+    if added:
+        fast.add_tokens(list(added))
     fast.chat_template = template
     fast.save_pretrained(folder)
     return fast
@@ -101,7 +106,17 @@ def build_tiny_gemma(folder: Path, corpus: list[str], seed: int = 0) -> Path:
     return folder
 
 
-def build_tiny_exaone(folder: Path, corpus: list[str], seed: int = 0, context: int = 512) -> Path:
+# EXAONE 4.0's reasoning and tool-call tags: added (not special) tokens of its tokenizer.
+EXAONE_ADDED = ("<think>", "</think>", "<tool_call>", "</tool_call>")
+
+
+def build_tiny_exaone(
+    folder: Path,
+    corpus: list[str],
+    seed: int = 0,
+    context: int = 512,
+    added: Sequence[str] = (),
+) -> Path:
     import torch
     from transformers import Exaone4Config, Exaone4ForCausalLM
 
@@ -114,6 +129,7 @@ def build_tiny_exaone(folder: Path, corpus: list[str], seed: int = 0, context: i
         unk="[UNK]",
         turns=["[|system|]", "[|user|]", "[|assistant|]"],
         template=EXAONE_TEMPLATE,
+        added=added,
     )
     torch.manual_seed(seed)
     config = Exaone4Config(

@@ -16,6 +16,7 @@ from polisum.chat.extractive import ExtractiveAnswerer
 from polisum.chat.prompts import REFUSAL, assemble
 from polisum.chat.relevance import RelevanceGate
 from polisum.generate import GenerationConfig, Generator, Message
+from polisum.generate.special_tokens import special_tokens_of
 from polisum.text import detect_language
 from polisum.types import Hit
 
@@ -186,6 +187,7 @@ class Answerer:
             context_length=self.generator.context_length,
             max_new_tokens=self.config.max_new_tokens,
             history=history,
+            special_tokens=special_tokens_of(self.generator),
         )
         flags = [TRUNCATED_CONTEXT] if prompt.truncated else []
         pieces = self.generator.stream(prompt.messages, self.config)

@@ -2,6 +2,11 @@
 
 A number is valid when it names a passage that was in the prompt; anything else is reported so
 that callers can flag the answer instead of showing a source that was never given to the model.
+
+Only the answerer's own markers count: a document that ends "...500,000 won [2]." would
+otherwise cite passage [2] for a claim that passage never made. Passage text therefore goes
+through :func:`neutralize_markers` (``[2]`` → ``(2)``) before it reaches a prompt or a quoted
+answer, so the model never sees such a marker to copy and a quote never carries one.
 """
 
 from __future__ import annotations
@@ -39,6 +44,12 @@ def parse_citations(text: str) -> list[int]:
                 if n not in seen:
                     seen.append(n)
     return seen
+
+
+def neutralize_markers(text: str) -> str:
+    """``text`` with every citation-shaped marker turned into parentheses (``[2]`` → ``(2)``,
+    ``[1, 3]`` → ``(1, 3)``): still readable, never parsed as a citation."""
+    return _MARKER.sub(lambda m: f"({m.group(1)})", text)
 
 
 def check_citations(text: str, n_passages: int) -> CitationCheck:

@@ -3,6 +3,8 @@
 It needs no model, so ``polisum query --answer`` is useful before any generator is configured.
 Sentences are scored by the IDF-weighted question terms (Kiwi content morphemes) they contain,
 with a prior for the passage's retrieval rank; the best ones are quoted with their citation.
+A quote cites the passage it comes from and nothing else: ``[n]`` markers inside the quoted text
+are neutralised to ``(n)``, or a document ending "... 500,000 won [2]." would cite passage [2].
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from polisum.chat.citations import neutralize_markers
 from polisum.text import split_sentences, terms
 from polisum.types import Hit
 
@@ -52,5 +55,5 @@ class ExtractiveAnswerer:
                     break
                 chosen.append(cand)
         chosen.sort(key=lambda c: (c[3], c[4]))  # reading order reads better than score order
-        parts = [f"{c[5]} [{c[3]}]" for c in chosen]
+        parts = [f"{neutralize_markers(c[5])} [{c[3]}]" for c in chosen]
         return " ".join(parts), sorted({c[3] for c in chosen})

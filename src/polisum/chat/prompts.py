@@ -1,21 +1,33 @@
 """Prompt assembly: numbered, delimited passages inside the model's token budget.
 
 Document text is untrusted input: a PDF can contain "ignore previous instructions". Passages are
-therefore wrapped in ``<passage id="n">`` blocks whose delimiters cannot be forged from inside
-(any ``<passage``/``</passage`` in the text is defused), and the system prompt tells the model
-that passage content is quoted material, never instructions.
+therefore wrapped in ``<passage id="n">`` blocks that cannot be forged or broken from inside, and
+the system prompt tells the model that passage content is quoted material, never instructions:
+
+- ``<passage``/``</passage`` (and ``<question``) in any untrusted text is defused;
+- the model's special tokens are neutralised in passages, file names, the question and the chat
+  history (:mod:`polisum.generate.special_tokens`), so no text can open a turn of its own;
+- attribute values are escaped (quotes, ``<>&``, newlines and control characters as character
+  references), so a file name cannot add attributes or end the tag;
+- ``[n]`` markers inside passages become ``(n)`` (``citations.neutralize_markers``), so only the
+  model's own citations count.
 """
 
 from __future__ import annotations
 
+import html
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from polisum.chat.citations import neutralize_markers
 from polisum.generate import Message
+from polisum.generate.special_tokens import neutralize
 from polisum.types import Hit
 
-_TAG = re.compile(r"<\s*(/?)\s*(passage|passages|question)", re.IGNORECASE)
+# "<" and its full-width forms, which NFKC-normalising tokenizers read as "<".
+_TAG = re.compile(r"[<＜﹤]\s*(/?)\s*(passage|passages|question)", re.IGNORECASE)
+_ATTRIBUTE_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 SYSTEM = {
     "ko": (
@@ -47,23 +59,40 @@ REFUSAL = {
 }
 
 
-def defuse(text: str) -> str:
-    """Make passage/question delimiters in untrusted text inert (``<passage`` → ``‹passage``)."""
-    return _TAG.sub(lambda m: "‹" + m.group(1) + m.group(2), text)
+def defuse(text: str, special_tokens: Iterable[str] = ()) -> str:
+    """Untrusted text made inert in a prompt: passage/question delimiters (``<passage`` →
+    ``‹passage``) and special tokens (``special_tokens`` and the common chat-template markers)."""
+    return neutralize(_TAG.sub(lambda m: "‹" + m.group(1) + m.group(2), text), special_tokens)
 
 
-def format_passage(number: int, hit: Hit, text: str | None = None) -> str:
-    where = f' source="{defuse(hit.source)}"'
+def passage_text(text: str, special_tokens: Iterable[str] = ()) -> str:
+    """A passage's body for a prompt: defused, with its own ``[n]`` markers neutralised."""
+    return neutralize_markers(defuse(text, special_tokens))
+
+
+def attribute(value: str, special_tokens: Iterable[str] = ()) -> str:
+    """An attribute value that stays inside its quotes: defused, ``<>&"'`` escaped, newlines and
+    other control characters as character references (``&#10;``)."""
+    value = html.escape(neutralize_markers(defuse(value, special_tokens)), quote=True)
+    return _ATTRIBUTE_CONTROL.sub(lambda m: f"&#{ord(m.group(0))};", value)
+
+
+def format_passage(
+    number: int, hit: Hit, text: str | None = None, special_tokens: Iterable[str] = ()
+) -> str:
+    where = f' source="{attribute(hit.source, special_tokens)}"'
     if hit.page:
-        where += f' page="{hit.page}"'
-    body = defuse(text if text is not None else hit.text)
+        where += f' page="{int(hit.page)}"'
+    body = passage_text(text if text is not None else hit.text, special_tokens)
     return f'<passage id="{number}"{where}>\n{body}\n</passage>'
 
 
-def user_message(question: str, passages: Sequence[str], lang: str) -> str:
+def user_message(
+    question: str, passages: Sequence[str], lang: str, special_tokens: Iterable[str] = ()
+) -> str:
     block = "\n\n".join(passages)
     ask = "질문" if lang == "ko" else "Question"
-    return f"<passages>\n{block}\n</passages>\n\n{ask}: {defuse(question)}"
+    return f"<passages>\n{block}\n</passages>\n\n{ask}: {defuse(question, special_tokens)}"
 
 
 @dataclass(frozen=True)
@@ -83,16 +112,23 @@ def assemble(
     max_new_tokens: int,
     history: Sequence[Message] = (),
     margin: int = 32,
+    special_tokens: Iterable[str] = (),
 ) -> AssembledPrompt:
     """Messages for one answer: system rules, bounded history, then passages and the question.
 
     Passages are added best first while they fit ``context_length - max_new_tokens`` (minus a
     margin for the chat template's special tokens); the first passage is cut to fit rather than
-    dropped, so a long paragraph still grounds the answer."""
+    dropped, so a long paragraph still grounds the answer. ``special_tokens`` are the model's
+    (``polisum.generate.special_tokens.special_tokens_of(generator)``); they are neutralised
+    in every untrusted piece, history included."""
+    tokens = frozenset(special_tokens)
     system = SYSTEM.get(lang, SYSTEM["en"])
+    past: list[Message] = [
+        {"role": m["role"], "content": defuse(m["content"], tokens)} for m in history
+    ]
     budget = context_length - max_new_tokens - margin
-    fixed = count_tokens(system) + count_tokens(user_message(question, [], lang))
-    fixed += sum(count_tokens(m["content"]) + 4 for m in history)
+    fixed = count_tokens(system) + count_tokens(user_message(question, [], lang, tokens))
+    fixed += sum(count_tokens(m["content"]) + 4 for m in past)
     if fixed >= budget:
         raise ValueError(
             f"the question and history alone need {fixed} tokens; the model's context of "
@@ -102,7 +138,7 @@ def assemble(
     blocks: list[str] = []
     truncated = False
     for hit in hits:
-        block = format_passage(len(used) + 1, hit)
+        block = format_passage(len(used) + 1, hit, special_tokens=tokens)
         cost = count_tokens(block) + 2
         if fixed + cost <= budget:
             used.append(hit)
@@ -111,22 +147,25 @@ def assemble(
             continue
         truncated = True
         if not used:  # cut the best passage to fit: keep its opening, where paragraphs lead
-            text = _fit(hit, budget - fixed - 2, count_tokens)
+            text = _fit(hit, budget - fixed - 2, count_tokens, tokens)
             if text:
                 used.append(hit)
-                blocks.append(format_passage(1, hit, text))
+                blocks.append(format_passage(1, hit, text, tokens))
         break
-    messages: list[Message] = [{"role": "system", "content": system}, *history]
-    messages.append({"role": "user", "content": user_message(question, blocks, lang)})
+    messages: list[Message] = [{"role": "system", "content": system}, *past]
+    messages.append({"role": "user", "content": user_message(question, blocks, lang, tokens)})
     return AssembledPrompt(messages, used, truncated)
 
 
-def _fit(hit: Hit, budget: int, count_tokens: Callable[[str], int]) -> str:
+def _fit(
+    hit: Hit, budget: int, count_tokens: Callable[[str], int], special_tokens: frozenset[str]
+) -> str:
     """The longest prefix of the hit's text (cut at a space when possible) within ``budget``."""
     lo, hi = 0, len(hit.text)
     while lo < hi:  # binary search on characters: token counts grow monotonically with prefixes
         mid = (lo + hi + 1) // 2
-        if count_tokens(format_passage(1, hit, hit.text[:mid] + "…")) <= budget:
+        passage = format_passage(1, hit, hit.text[:mid] + "…", special_tokens)
+        if count_tokens(passage) <= budget:
             lo = mid
         else:
             hi = mid - 1

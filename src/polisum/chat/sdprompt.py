@@ -16,8 +16,9 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from polisum.chat.prompts import defuse
+from polisum.chat.prompts import defuse, passage_text
 from polisum.generate import GenerationConfig, Generator, GeneratorError, Message
+from polisum.generate.special_tokens import special_tokens_of
 from polisum.text import has_hangul
 from polisum.types import Hit
 
@@ -150,7 +151,8 @@ class SDPromptWriter:
         self.attempts = 0  # of the last write, for reports and tests
 
     def messages(self, description: str, passages: Sequence[Hit] | None = None) -> list[Message]:
-        user = f"Scene description:\n{description.strip()}"
+        tokens = special_tokens_of(self.generator)
+        user = f"Scene description:\n{defuse(description.strip(), tokens)}"
         blocks_list: list[str] = []
         if passages:
             # Passages go in best first while the prompt still leaves room for the JSON.
@@ -158,7 +160,8 @@ class SDPromptWriter:
             budget = self.generator.context_length - self.config.max_new_tokens - 64
             used = count(SYSTEM) + count(user) + 80
             for hit in passages:
-                block = f'<passage id="{len(blocks_list) + 1}">\n{defuse(hit.text)}\n</passage>'
+                body = passage_text(hit.text, tokens)
+                block = f'<passage id="{len(blocks_list) + 1}">\n{body}\n</passage>'
                 cost = count(block) + 2
                 if used + cost > budget:
                     break

@@ -106,7 +106,12 @@ class GenerationResult:
 
 @runtime_checkable
 class Generator(Protocol):
-    """``name`` identifies backend, model and adapter (it keys caches, e.g. summaries)."""
+    """``name`` identifies backend, model and adapter (it keys caches, e.g. summaries).
+
+    A generator may also have ``special_tokens: frozenset[str]``, the control tokens of its model
+    (read with ``polisum.generate.special_tokens.special_tokens_of``, which adds the common
+    chat-template markers); prompt builders neutralise them in untrusted text, and the backends
+    neutralise them in every message content they are given."""
 
     name: str
 

@@ -4,6 +4,12 @@ xllamacpp ships prebuilt llama.cpp wheels with the server's request handlers as 
 the model is loaded once, requests go in as OpenAI chat-completion dicts, and the server's
 continuous batching runs up to ``n_parallel`` conversations at once (one slot each). It also
 listens on a loopback port, which ``count_tokens`` uses for the model's own tokenizer.
+
+The server applies the chat template and tokenizes with special tokens parsed, so control tokens
+inside message contents are neutralised first (polisum.generate.special_tokens): the template's
+markers, and any other control token of the vocabulary that the model's tokenizer finds in a
+content (xllamacpp does not expose the vocabulary; comparing the ids with and without special
+parsing finds exactly the control tokens a text contains).
 """
 
 from __future__ import annotations
@@ -23,6 +29,12 @@ from polisum.generate import (
     complete_concurrently,
 )
 from polisum.generate._fingerprint import fingerprint
+from polisum.generate.special_tokens import (
+    neutralize,
+    neutralize_messages,
+    template_markers,
+    usable_tokens,
+)
 
 
 class GGUFGenerator:
@@ -76,6 +88,8 @@ class GGUFGenerator:
         self.path = model
         self.name = f"gguf:{fingerprint(str(model))}"
         self._lock = threading.Lock()
+        # Grows when a content turns out to hold a control token the template does not name.
+        self.special_tokens: frozenset[str] = self._template_tokens()
 
     def close(self) -> None:
         self._server = None
@@ -87,15 +101,7 @@ class GGUFGenerator:
 
     def count_tokens(self, text: str) -> int:
         """The model's tokenizer, through the server's loopback ``/tokenize`` endpoint."""
-        import httpx
-
-        try:
-            response = httpx.post(
-                f"{self._server.listening_address}/tokenize", json={"content": text}, timeout=30
-            )
-            return len(response.json()["tokens"])
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
-            raise GeneratorError(f"{self.name}: tokenize failed: {exc}") from exc
+        return len(self._tokenize(text))
 
     def generate(
         self, conversations: list[list[Message]], config: GenerationConfig | None = None
@@ -109,6 +115,7 @@ class GGUFGenerator:
         self, conversation: list[Message], config: GenerationConfig | None = None
     ) -> Iterator[str]:
         config = config or GenerationConfig()
+        body = {**self._body(conversation, config), "stream": True}
         pieces: queue.Queue[Any] = queue.Queue()
         done = object()
         failure: list[str] = []
@@ -124,9 +131,7 @@ class GGUFGenerator:
 
         def run() -> None:
             try:
-                answer = self._server.handle_chat_completions(
-                    {**self._body(conversation, config), "stream": True}, on_chunk
-                )
+                answer = self._server.handle_chat_completions(body, on_chunk)
                 if isinstance(answer, dict) and "error" in answer:
                     failure.append(_error_message(answer))
             except Exception as exc:  # surfaced in the consumer's thread
@@ -143,7 +148,7 @@ class GGUFGenerator:
     # -- helpers ------------------------------------------------------------------------------
     def _body(self, conversation: list[Message], config: GenerationConfig) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "messages": [{"role": m["role"], "content": m["content"]} for m in conversation],
+            "messages": self._inert(conversation),
             "max_tokens": config.max_new_tokens,
             "temperature": config.temperature,
             "top_p": config.top_p,
@@ -154,11 +159,72 @@ class GGUFGenerator:
             body["seed"] = config.seed
         return body
 
+    def _inert(self, conversation: list[Message]) -> list[Message]:
+        """The conversation with every control token in its contents neutralised."""
+        messages = neutralize_messages(conversation, self.special_tokens)
+        for message in messages:
+            found = self._control_tokens_in(message["content"])
+            if not found:
+                continue
+            with self._lock:
+                self.special_tokens = self.special_tokens | found
+            message["content"] = neutralize(message["content"], self.special_tokens)
+            if self._control_tokens_in(message["content"]):  # pragma: no cover - a look-alike
+                raise GeneratorError(f"{self.name}: cannot neutralise control tokens {found}")
+        return messages
+
+    def _control_tokens_in(self, text: str) -> frozenset[str]:
+        """The control tokens llama.cpp's tokenizer reads in ``text``: pieces that are one token
+        only when special tokens are parsed (user-defined tokens are parsed either way)."""
+        if not text:
+            return frozenset()
+        parsed = self._tokenize(text, parse_special=True, with_pieces=True)
+        plain = self._tokenize(text, parse_special=False)
+        if [t["id"] for t in parsed] == plain:
+            return frozenset()
+        plain_ids = set(plain)
+        found = set()
+        for token in parsed:
+            piece = token["piece"]
+            if token["id"] in plain_ids or not isinstance(piece, str) or not piece.strip():
+                continue
+            if self._tokenize(piece, parse_special=False) != [token["id"]]:
+                found.add(piece)
+        return frozenset(found)
+
+    def _tokenize(
+        self, text: str, *, parse_special: bool = True, with_pieces: bool = False
+    ) -> list[Any]:
+        import httpx
+
+        if self._server is None:
+            raise GeneratorError(f"{self.name}: closed")
+        request = {"content": text, "parse_special": parse_special, "with_pieces": with_pieces}
+        try:
+            response = httpx.post(
+                f"{self._server.listening_address}/tokenize", json=request, timeout=30
+            )
+            return list(response.json()["tokens"])
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            raise GeneratorError(f"{self.name}: tokenize failed: {exc}") from exc
+
+    def _template_tokens(self) -> frozenset[str]:
+        """BOS, EOS and the markers of the chat template the server applies (``/props``)."""
+        import httpx
+
+        try:
+            props = httpx.get(f"{self._server.listening_address}/props", timeout=30).json()
+        except (httpx.HTTPError, ValueError):
+            return frozenset()
+        bos_eos = [str(props.get("bos_token") or ""), str(props.get("eos_token") or "")]
+        return usable_tokens(bos_eos) | template_markers(str(props.get("chat_template") or ""))
+
     def _complete(self, conversation: list[Message], config: GenerationConfig) -> GenerationResult:
         if self._server is None:
             raise GeneratorError(f"{self.name}: closed")
+        body = self._body(conversation, config)
         try:
-            answer = self._server.handle_chat_completions(self._body(conversation, config))
+            answer = self._server.handle_chat_completions(body)
         except Exception as exc:
             raise GeneratorError(f"{self.name}: {exc}") from exc
         if "error" in answer:

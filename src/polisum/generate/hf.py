@@ -4,6 +4,10 @@ Batched greedy generation with left padding (decoder-only models continue from t
 each row, so padding must sit on the left), the tokenizer's chat template, and streaming through
 ``TextIteratorStreamer``. A merged checkpoint is just a model folder; an adapter-only folder
 (``adapter_config.json``) passed as the model loads its base model and the adapter on top.
+
+Message contents are untrusted: the tokenizer's special and added tokens in them are neutralised
+before templating (polisum.generate.special_tokens), and every prompt is checked after
+tokenization: it may hold no more control-token ids than the template itself puts there.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 from polisum.generate import GenerationConfig, GenerationResult, GeneratorError, Message
 from polisum.generate._fingerprint import fingerprint
+from polisum.generate.special_tokens import neutralize_messages, template_markers, usable_tokens
 
 # Model types whose attention needs eager attention for correct results: Gemma-2's logit
 # soft-capping is not implemented by the SDPA kernel.
@@ -101,6 +106,7 @@ class HFGenerator:
         if not getattr(self.tokenizer, "chat_template", None):
             raise GeneratorError(f"model '{base}': its tokenizer has no chat template")
         self._fold_system = not _accepts_system(self.tokenizer)
+        self.special_tokens, self._control_ids = _control_tokens(self.tokenizer)
         self._config = config
         self.name = f"hf:{fingerprint(base)}" + (
             f"+adapter:{fingerprint(adapter)}" if adapter else ""
@@ -121,11 +127,23 @@ class HFGenerator:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def prompt(self, conversation: list[Message]) -> str:
-        """The conversation rendered with the chat template, ready for the assistant's turn."""
-        messages = fold_system(conversation) if self._fold_system else list(conversation)
-        return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
+        """The conversation rendered with the chat template, ready for the assistant's turn;
+        special tokens inside message contents are neutralised."""
+        return self._render(neutralize_messages(conversation, self.special_tokens))
+
+    def checked_prompt(self, conversation: list[Message]) -> str:
+        """:meth:`prompt`, verified on token ids: it holds no more control tokens than the
+        template alone (contents replaced by "x") puts there, so no content can have produced
+        one. Raises GeneratorError otherwise (a tokenizer that normalises a look-alike back)."""
+        prompt = self.prompt(conversation)
+        bare = self._render([{"role": m["role"], "content": "x"} for m in conversation])
+        found, expected = self._count_control(prompt), self._count_control(bare)
+        if found > expected:
+            raise GeneratorError(
+                f"{self.name}: the prompt holds {found - expected} control token(s) that came "
+                "from message contents; refusing to generate from it"
+            )
+        return prompt
 
     def generate(
         self, conversations: list[list[Message]], config: GenerationConfig | None = None
@@ -133,7 +151,7 @@ class HFGenerator:
         import torch
 
         config = config or GenerationConfig()
-        prompts = [self.prompt(c) for c in conversations]
+        prompts = [self.checked_prompt(c) for c in conversations]
         # Similar lengths batch together: less padding, less wasted compute.
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         results: list[GenerationResult | None] = [None] * len(prompts)
@@ -176,7 +194,7 @@ class HFGenerator:
 
         config = config or GenerationConfig()
         enc = self.tokenizer(
-            [self.prompt(conversation)], return_tensors="pt", add_special_tokens=False
+            [self.checked_prompt(conversation)], return_tensors="pt", add_special_tokens=False
         ).to(self.device)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         failure: list[BaseException] = []
@@ -208,6 +226,16 @@ class HFGenerator:
             raise GeneratorError(f"{self.name}: generation failed: {failure[0]}") from failure[0]
 
     # -- helpers ------------------------------------------------------------------------------
+    def _render(self, conversation: list[Message]) -> str:
+        messages = fold_system(conversation) if self._fold_system else list(conversation)
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+
+    def _count_control(self, prompt: str) -> int:
+        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        return sum(1 for i in ids if i in self._control_ids)
+
     @property
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -245,6 +273,19 @@ def fold_system(conversation: list[Message]) -> list[Message]:
             m["content"] = f"{system}\n\n{m['content']}"
             return rest  # type: ignore[return-value]
     return [{"role": "user", "content": system}, *rest]  # type: ignore[list-item]
+
+
+def _control_tokens(tokenizer: Any) -> tuple[frozenset[str], frozenset[int]]:
+    """The strings to neutralise in contents (special tokens, markup-like added tokens, the chat
+    template's markers) and the ids of the special and added tokens among them."""
+    added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    special = [*tokenizer.all_special_tokens, *(t.content for t in added.values() if t.special)]
+    others = [t.content for t in added.values() if not t.special]
+    template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else ""
+    tokens = usable_tokens(special, others) | template_markers(template)
+    ids = {i for i, t in added.items() if t.content in tokens} | set(tokenizer.all_special_ids)
+    ids.discard(tokenizer.unk_token_id)  # what unknown text becomes, not a control token
+    return tokens, frozenset(ids)
 
 
 def _accepts_system(tokenizer: Any) -> bool:

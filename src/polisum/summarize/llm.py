@@ -1,7 +1,8 @@
 """LLM paragraph summaries over any Generator (transformers, llama.cpp, OpenAI-compatible).
 
 One to three sentences in the paragraph's language with its key facts, entities and numbers,
-written for embedding. The paragraph goes into the prompt as delimited, untrusted data. Each
+written for embedding. The paragraph goes into the prompt as delimited, untrusted data (its
+delimiters and the model's special tokens neutralised: see polisum.generate.special_tokens). Each
 summary sentence is checked against the paragraph: a sentence with a number or a named entity
 that the paragraph does not contain is dropped (or only flagged), and the rate is counted.
 Empty or failed generations fall back to the extractive summary, with the reason recorded.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Iterable
 from typing import Literal
 
 from polisum.generate import (
@@ -21,6 +23,7 @@ from polisum.generate import (
     Generator,
     Message,
 )
+from polisum.generate.special_tokens import neutralize, special_tokens_of
 from polisum.summarize import SummaryResult
 from polisum.summarize.extractive import ExtractiveSummarizer
 from polisum.text import ENGLISH_STOPWORDS, detect_language, kiwi_tokens, split_sentences
@@ -120,17 +123,21 @@ _COMMON_CAPS = frozenset(
 Guard = Literal["drop", "flag", "off"]
 
 
-def summary_messages(text: str, version: str = PROMPT_VERSION) -> list[Message]:
+def summary_messages(
+    text: str, version: str = PROMPT_VERSION, special_tokens: Iterable[str] = ()
+) -> list[Message]:
     """The conversation that asks for a summary of ``text``, in the paragraph's language.
 
-    Training recipes use this too, so a distilled model sees the prompts it was trained on."""
+    Training recipes use this too, so a distilled model sees the prompts it was trained on.
+    ``special_tokens`` are the model's control tokens (the common chat-template markers are
+    always included): neutralised in the paragraph, so it cannot open a turn of its own."""
     try:
         templates = _PROMPTS[version]
     except KeyError:
         raise ValueError(f"unknown prompt version '{version}' (have {sorted(_PROMPTS)})") from None
     system, user = templates[detect_language(text)]
     # The paragraph must not be able to close its own delimiter and talk as the user.
-    body = _TAG.sub(" ", text.strip())
+    body = neutralize(_TAG.sub(" ", text.strip()), special_tokens)
     return [
         {"role": "system", "content": system},
         {"role": "user", "content": user.format(text=body)},
@@ -171,7 +178,8 @@ class LLMSummarizer:
         return [r.summary for r in self.summarize_detailed(texts)]
 
     def summarize_detailed(self, texts: list[str]) -> list[SummaryResult]:
-        conversations = [summary_messages(self._fit(t), self.prompt_version) for t in texts]
+        tokens = special_tokens_of(self.generator)
+        conversations = [summary_messages(self._fit(t), self.prompt_version, tokens) for t in texts]
         config = GenerationConfig(max_new_tokens=self.max_new_tokens)
         generated: list[GenerationResult | None]
         errors: list[str | None]
