@@ -229,7 +229,8 @@ def test_bad_chat_rows_are_named(tmp_path: Path) -> None:
 
 
 def test_unknown_config_keys_fail_loudly(tmp_path: Path) -> None:
-    from training.common import RecipeError, load_config
+    from training.common import RecipeError
+    from training.config import load_config
     from training.sft import SFTConfig
 
     cfg, _ = load_config(SFTConfig, "tiny/sft", ["training.lr=1e-3"])
@@ -326,8 +327,8 @@ def test_kd_dump_holds_the_teachers_top_k(kd_run: Path) -> None:
 
 
 def test_kd_loss_is_zero_when_student_is_teacher(kd_run: Path) -> None:
+    from training.distill import collate, distillation_losses
     from training.hf import ModelSection, load_causal_lm
-    from training.kd import collate, distillation_losses
     from training.logits import read_split
 
     batch = collate(read_split(kd_run / "logits", "train")[:3], pad_token_id=0)
@@ -343,7 +344,7 @@ def test_kd_loss_is_zero_when_student_is_teacher(kd_run: Path) -> None:
 
 
 def test_topk_divergences() -> None:
-    from training.kd import topk_divergence
+    from training.distill import topk_divergence
 
     torch.manual_seed(0)
     p, q = torch.randn(5, 8), torch.randn(5, 8)
@@ -472,7 +473,7 @@ def test_sd35_lora_loads_into_the_image_renderer(sd35_run: Path, tiny_models: Pa
 
 def test_sd35_bad_data_is_named(tmp_path: Path) -> None:
     from training.common import RecipeError
-    from training.sd35 import load_image_captions
+    from training.diffusion.data import load_image_captions
 
     (tmp_path / "a.png").write_bytes((TINY / "data" / "images" / "red-square.png").read_bytes())
     with pytest.raises(RecipeError, match=r"a\.png: no caption file a\.txt"):
@@ -482,3 +483,31 @@ def test_sd35_bad_data_is_named(tmp_path: Path) -> None:
     rows.write_text('{"image": "missing.png", "caption": "c"}\n')
     with pytest.raises(RecipeError, match=r"data\.jsonl:1: image .*missing\.png not found"):
         load_image_captions(str(rows))
+
+
+# ---------------------------------------------------------------------------------------------
+# training.max_steps, through the Python entry points a benchmark drives
+
+
+def test_max_steps_stops_each_recipe_after_that_many_optimizer_steps(tmp_path: Path) -> None:
+    from training import kd, sd35, sft
+
+    adapter = sft.run(TINY / "sft.yaml", tmp_path / "sft", ["training.max_steps=2"])
+    assert adapter == tmp_path / "sft" / "adapter" and (adapter / "adapter_config.json").is_file()
+    assert json.loads((tmp_path / "sft" / "result.json").read_text())["global_step"] == 2
+    assert max(s for s, _ in losses(metrics(tmp_path / "sft" / "metrics.jsonl"))) == 2
+
+    kd.run(
+        TINY / "kd.yaml",
+        tmp_path / "kd",
+        ["teacher.training.max_steps=1", "student.training.max_steps=2"],
+    )
+    rows = metrics(tmp_path / "kd" / "metrics.jsonl")
+    for stage, steps in (("teacher", 1), ("student", 2)):
+        assert max(r["step"] for r in rows if r["stage"] == stage) == steps
+
+    out = sd35.run(
+        TINY / "sd35.yaml", tmp_path / "sd35", ["training.max_steps=3", "validation.prompts=[]"]
+    )
+    assert json.loads((out / "adapter_info.json").read_text())["steps"] == 3
+    assert [s for s, _ in losses(metrics(tmp_path / "sd35" / "metrics.jsonl"))] == [1, 2, 3]

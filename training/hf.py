@@ -1,5 +1,5 @@
 """transformers/PEFT pieces the text recipes share: config sections, model loading, the
-Trainer arguments, and the callback that writes metrics.jsonl."""
+Trainer arguments and callbacks (metrics.jsonl, early stopping)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.common import MetricsWriter, RecipeError
+from training.common import RecipeError, bf16_supported, torch_dtype
+from training.config import MISSING, ConfigValueError, check_choice, check_positive
+from training.recipe import MetricsWriter
 from training.tiny import resolve_model
 
 __all__ = [
@@ -17,8 +19,9 @@ __all__ = [
     "load_causal_lm",
     "load_tokenizer",
     "lora_config",
-    "metrics_callback",
+    "prepare_for_training",
     "save_trained",
+    "trainer_callbacks",
     "training_arguments",
 ]
 
@@ -28,7 +31,7 @@ _EAGER_MODEL_TYPES = {"gemma2"}
 
 @dataclass
 class ModelSection:
-    name_or_path: str = ""
+    name_or_path: str = MISSING  # hub id, local folder, or tiny:NAME
     dtype: str = "auto"  # auto: bf16 on a GPU that supports it, else float32
     attn_implementation: str | None = None  # None: eager for Gemma-2, the default otherwise
     trust_remote_code: bool = False
@@ -57,7 +60,7 @@ class LoraSection:
 @dataclass
 class TrainSection:
     epochs: float = 1.0
-    max_steps: int = -1  # > 0 overrides epochs
+    max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
     per_device_batch_size: int = 4
     gradient_accumulation_steps: int = 1
     lr: float = 2e-4
@@ -78,22 +81,13 @@ class TrainSection:
     seed: int = 42
     dataloader_num_workers: int = 0
 
-
-def bf16_supported() -> bool:
-    import torch
-
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-
-
-def torch_dtype(name: str) -> Any:
-    import torch
-
-    if name == "auto":
-        return torch.bfloat16 if bf16_supported() else torch.float32
-    try:
-        return getattr(torch, name)
-    except AttributeError as exc:
-        raise RecipeError(f"model.dtype '{name}': not a torch dtype") from exc
+    def check(self) -> None:
+        check_positive(
+            self, "max_steps", "per_device_batch_size", "gradient_accumulation_steps", "max_length"
+        )
+        check_choice(self, "eval_strategy", ("epoch", "steps", "no"))
+        if self.eval_strategy == "steps" and not self.eval_steps:
+            raise ConfigValueError("eval_steps", "eval_strategy 'steps' needs eval_steps")
 
 
 def load_tokenizer(section: ModelSection, path: str | None = None) -> Any:
@@ -163,15 +157,15 @@ def training_arguments(
     cls: Any, section: TrainSection, output_dir: Path, has_eval: bool, **extra: Any
 ) -> Any:
     """TrainingArguments (or a subclass such as TRL's SFTConfig) from a TrainSection."""
+    import torch
+
     evaluate = has_eval and section.eval_strategy != "no"
     strategy = section.eval_strategy if evaluate else "epoch"
-    if section.eval_strategy == "steps" and not section.eval_steps:
-        raise RecipeError("training.eval_strategy 'steps' needs training.eval_steps")
     bf16 = bf16_supported() if section.bf16 is None else section.bf16
     return cls(
         output_dir=str(output_dir),
         num_train_epochs=section.epochs,
-        max_steps=section.max_steps,
+        max_steps=section.max_steps or -1,  # -1: epochs decide
         per_device_train_batch_size=section.per_device_batch_size,
         per_device_eval_batch_size=section.per_device_batch_size,
         gradient_accumulation_steps=section.gradient_accumulation_steps,
@@ -198,24 +192,39 @@ def training_arguments(
         report_to=[],
         dataloader_num_workers=section.dataloader_num_workers,
         disable_tqdm=False,
-        use_cpu=not _cuda(),
+        use_cpu=not torch.cuda.is_available(),
         **extra,
     )
 
 
+def prepare_for_training(model: Any, section: ModelSection) -> Any:
+    """Gradient checkpointing when the section asks for it (no KV cache while training)."""
+    if section.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    return model
+
+
+def trainer_callbacks(writer: MetricsWriter, section: TrainSection, has_eval: bool) -> list[Any]:
+    """metrics.jsonl logging, plus early stopping when there is an evaluation to stop on."""
+    from transformers import EarlyStoppingCallback
+
+    callbacks: list[Any] = [metrics_callback(writer)]
+    if has_eval and section.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(section.early_stopping_patience))
+    return callbacks
+
+
 def save_trained(trainer: Any, tokenizer: Any, folder: Path) -> Path:
     """The trained adapter (or model) and its tokenizer, ready for ``from_pretrained``."""
+    config = getattr(trainer.model, "config", None)
+    if config is not None and getattr(config, "use_cache", None) is False:
+        config.use_cache = True  # off only for gradient checkpointing; a saved model generates
     trainer.save_model(str(folder))
     tokenizer.save_pretrained(str(folder))
     # The Trainer also drops its pickled arguments there; they are in run.json already.
     (folder / "training_args.bin").unlink(missing_ok=True)
     return folder
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def metrics_callback(writer: MetricsWriter) -> Any:

@@ -21,14 +21,14 @@ student must share a tokenizer: the student reads the teacher's token ids.
 from __future__ import annotations
 
 import json
-import math
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.common import RecipeError, RunDir, load_config, seed_everything
+from training.common import RecipeError, default_device, torch_dtype
+from training.config import ConfigValueError, check_choice, check_positive
+from training.distill import DIVERGENCES, collate, distillation_trainer
 from training.hf import (
     LoraSection,
     ModelSection,
@@ -36,31 +36,24 @@ from training.hf import (
     load_causal_lm,
     load_tokenizer,
     lora_config,
-    metrics_callback,
+    prepare_for_training,
     save_trained,
+    trainer_callbacks,
     training_arguments,
 )
 from training.logits import (
+    FORMAT,
     LogitSequence,
     ShardWriter,
     read_index,
     read_split,
     tokenizer_fingerprint,
 )
-from training.sft import DataSection, SFTConfig, encode_file
-from training.sft import train as train_sft
+from training.recipe import Recipe, RunDir
+from training.sft import DataSection, SFTConfig, SFTRecipe, encode_file
 
-__all__ = [
-    "DIVERGENCES",
-    "KDConfig",
-    "distillation_losses",
-    "dump_logits",
-    "run",
-    "topk_divergence",
-    "train_student",
-]
+__all__ = ["STAGES", "KDConfig", "KDRecipe", "StudentRecipe", "dump_logits", "main", "run"]
 
-DIVERGENCES = ("forward", "reverse", "jsd")
 STAGES = ("teacher", "dump", "student")
 
 
@@ -79,6 +72,10 @@ class LogitsSection:
     shard_tokens: int = 262_144  # tokens per shard file
     dtype: str = "float32"  # or bfloat16 (half the disk)
 
+    def check(self) -> None:
+        check_positive(self, "top_k", "batch_size", "shard_tokens")
+        check_choice(self, "dtype", ("float32", "bfloat16", "float16"))
+
 
 @dataclass
 class StudentSection:
@@ -89,6 +86,13 @@ class StudentSection:
     temperature: float = 2.0
     divergence: str = "forward"  # forward | reverse | jsd
 
+    def check(self) -> None:
+        check_choice(self, "divergence", DIVERGENCES)
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigValueError("alpha", f"{self.alpha} must lie in [0, 1]")
+        if self.temperature <= 0.0:
+            raise ConfigValueError("temperature", f"{self.temperature} must be positive")
+
 
 @dataclass
 class KDConfig:
@@ -98,349 +102,269 @@ class KDConfig:
     student: StudentSection = field(default_factory=StudentSection)
     stages: list[str] = field(default_factory=lambda: list(STAGES))
 
-
-# ---------------------------------------------------------------------------------------------
-# Loss
-
-
-def topk_divergence(
-    student_logits: Any, teacher_logits: Any, temperature: float, kind: str = "forward"
-) -> Any:
-    """Per-token divergence between the temperature-softened teacher and student distributions
-    over the same k tokens (both renormalised over them). Shapes ``[tokens, k]`` → ``[tokens]``."""
-    import torch
-    import torch.nn.functional as F
-
-    log_p = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
-    log_q = F.log_softmax(student_logits.float() / temperature, dim=-1)
-    if kind == "forward":
-        return (log_p.exp() * (log_p - log_q)).sum(-1)
-    if kind == "reverse":
-        return (log_q.exp() * (log_q - log_p)).sum(-1)
-    if kind == "jsd":
-        log_m = torch.logsumexp(torch.stack([log_p, log_q]), dim=0) - math.log(2.0)
-        return 0.5 * (log_p.exp() * (log_p - log_m)).sum(-1) + 0.5 * (
-            log_q.exp() * (log_q - log_m)
-        ).sum(-1)
-    raise RecipeError(f"student.divergence '{kind}': expected one of {', '.join(DIVERGENCES)}")
+    def check(self) -> None:
+        _check_stages(self.stages)
 
 
-def distillation_losses(
-    model: Any, batch: dict[str, Any], alpha: float, temperature: float, divergence: str
-) -> dict[str, Any]:
-    """``loss`` = α·CE + (1−α)·T²·D, with ``ce`` and ``kd`` (D) alongside, averaged over the
-    target tokens of ``batch`` (a :func:`collate` output)."""
-    import torch.nn.functional as F
-
-    outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    # Position j-1 predicts token j; the stored top-k rows sit at the target's own position.
-    logits = outputs.logits[:, :-1]
-    labels = batch["labels"][:, 1:]
-    mask = labels != -100
-    student = logits[mask]  # [targets, vocab]
-    targets = labels[mask]
-    topk_ids = batch["topk_ids"][:, 1:][mask].long()
-    topk_logits = batch["topk_logits"][:, 1:][mask]
-    ce = F.cross_entropy(student.float(), targets)
-    kd = topk_divergence(student.gather(-1, topk_ids), topk_logits, temperature, divergence).mean()
-    loss = alpha * ce + (1.0 - alpha) * temperature**2 * kd
-    return {"loss": loss, "ce": ce, "kd": kd, "outputs": outputs}
+def _check_stages(stages: list[str]) -> None:
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        raise ConfigValueError(
+            "stages", f"unknown {', '.join(unknown)} (known: {', '.join(STAGES)})"
+        )
 
 
-def collate(sequences: list[LogitSequence], pad_token_id: int) -> dict[str, Any]:
-    """Right-padded batch; top-k rows are scattered to their target positions (zeros
-    elsewhere), padding is masked out of attention and loss."""
-    import torch
+class KDRecipe(Recipe[KDConfig]):
+    """The three stages in order, each in its own folder of the run: ``teacher/``, ``logits/``,
+    ``student/``; the run's metrics.jsonl gathers the training stages' rows."""
 
-    width = max(len(s.input_ids) for s in sequences)
-    k = sequences[0].topk_ids.shape[1]
-    n = len(sequences)
-    input_ids = torch.full((n, width), pad_token_id, dtype=torch.long)
-    labels = torch.full((n, width), -100, dtype=torch.long)
-    attention = torch.zeros((n, width), dtype=torch.long)
-    topk_ids = torch.zeros((n, width, k), dtype=torch.long)
-    topk_logits = torch.zeros((n, width, k), dtype=torch.float32)
-    for i, s in enumerate(sequences):
-        length = len(s.input_ids)
-        input_ids[i, :length] = s.input_ids
-        labels[i, :length] = s.labels
-        attention[i, :length] = 1
-        where = s.labels != -100
-        topk_ids[i, :length][where] = s.topk_ids.long()
-        topk_logits[i, :length][where] = s.topk_logits.float()
-    return {
-        "input_ids": input_ids,
-        "attention_mask": attention,
-        "labels": labels,
-        "topk_ids": topk_ids,
-        "topk_logits": topk_logits,
-    }
+    name = "kd"
+    config_class = KDConfig
 
+    def __init__(
+        self,
+        config: KDConfig,
+        run_dir: RunDir,
+        resume: bool = False,
+        stages: list[str] | None = None,
+    ) -> None:
+        super().__init__(config, run_dir, resume)
+        self.stages = list(stages or config.stages)
+        try:
+            _check_stages(self.stages)
+        except ConfigValueError as exc:
+            raise RecipeError(f"--stage: {exc.reason}") from exc
 
-# ---------------------------------------------------------------------------------------------
-# Stage (a): teacher
+    @classmethod
+    def add_arguments(cls, parser: Any) -> None:
+        parser.add_argument(
+            "--stage", dest="stages", choices=STAGES, action="append", help="run only this stage"
+        )
 
+    def run_info(self) -> dict[str, Any]:
+        return {"stages": self.stages}
 
-def _teacher_adapter(config: KDConfig, out: Path) -> str | None:
-    if config.teacher.adapter:
-        return config.teacher.adapter
-    if config.teacher.lora is None:
-        return None
-    return str(out / "teacher" / "adapter")
+    def train(self) -> Path:
+        out = self.run_dir.path
+        result = out
+        adapter = self._teacher_adapter()
+        if "teacher" in self.stages:
+            adapter = self.train_teacher()
+        if "dump" in self.stages:
+            result = dump_logits(self.config, out / "logits", adapter)
+        if "student" in self.stages:
+            student_dir = RunDir(out / "student", "kd-student")
+            resume = self.resume and student_dir.checkpoints.is_dir()
+            result = StudentRecipe(self.config, student_dir, resume, logits=out / "logits").train()
+        self._merge_metrics()
+        return result
 
+    def _teacher_adapter(self) -> str | None:
+        teacher = self.config.teacher
+        if teacher.adapter:
+            return teacher.adapter
+        if teacher.lora is None:
+            return None
+        return str(self.run_dir.path / "teacher" / "adapter")
 
-def train_teacher(config: KDConfig, out: Path, resume: bool) -> str | None:
-    adapter = _teacher_adapter(config, out)
-    if config.teacher.adapter or adapter is None:
-        print("kd: teacher stage skipped (teacher.adapter given or teacher.lora is null)")
-        return adapter
-    if (Path(adapter) / "adapter_config.json").is_file():
-        print(f"kd: teacher stage already done ({adapter})")
-        return adapter
-    run_dir = RunDir(out / "teacher", "kd-teacher")
-    sft = SFTConfig(
-        model=config.teacher.model,
-        lora=config.teacher.lora,
-        data=config.data,
-        training=config.teacher.training,
-    )
-    resume = resume and run_dir.checkpoints.is_dir()
-    return str(train_sft(sft, run_dir, resume=resume))
+    def train_teacher(self) -> str | None:
+        """Stage (a): the sft recipe on the teacher, into ``teacher/``."""
+        adapter = self._teacher_adapter()
+        if self.config.teacher.adapter or adapter is None:
+            print("kd: teacher stage skipped (teacher.adapter given or teacher.lora is null)")
+            return adapter
+        if (Path(adapter) / "adapter_config.json").is_file():
+            print(f"kd: teacher stage already done ({adapter})")
+            return adapter
+        teacher = self.config.teacher
+        sft = SFTConfig(
+            model=teacher.model, lora=teacher.lora, data=self.config.data, training=teacher.training
+        )
+        run_dir = RunDir(self.run_dir.path / "teacher", "kd-teacher")
+        resume = self.resume and run_dir.checkpoints.is_dir()
+        return str(SFTRecipe(sft, run_dir, resume).train())
+
+    def _merge_metrics(self) -> None:
+        """The top-level metrics.jsonl: every stage's rows, tagged with the stage."""
+        lines = []
+        for stage in ("teacher", "student"):
+            path = self.run_dir.path / stage / "metrics.jsonl"
+            if path.is_file():
+                for line in path.read_text(encoding="utf-8").splitlines():
+                    if line.strip():
+                        lines.append(json.dumps({"stage": stage, **json.loads(line)}))
+        self.run_dir.metrics.path.write_text("".join(f"{line}\n" for line in lines))
 
 
 # ---------------------------------------------------------------------------------------------
 # Stage (b): dump the teacher's top-k logits
 
 
-def dump_logits(config: KDConfig, out: Path, adapter: str | None) -> Path:
-    import torch
-
-    folder = out / "logits"
+def dump_logits(config: KDConfig, folder: Path, adapter: str | None) -> Path:
+    """The tuned teacher's top-k logits of every target token of each split, into ``folder``."""
     if (folder / "index.json").is_file() and read_index(folder).get("complete"):
         print(f"kd: dump stage already done ({folder})")
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    tokenizer = load_tokenizer(config.teacher.model)
+    teacher = config.teacher
+    tokenizer = load_tokenizer(teacher.model)
     if adapter and not (Path(adapter) / "adapter_config.json").is_file():
         raise RecipeError(f"teacher adapter '{adapter}' not found; run the teacher stage first")
-    model = load_causal_lm(config.teacher.model, adapter=adapter, merge=True)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model.to(device).eval()
-    k = config.logits.top_k
-    store_dtype = getattr(torch, config.logits.dtype)
-    max_length = config.teacher.training.max_length
+    model = load_causal_lm(teacher.model, adapter=adapter, merge=True)
+    model.to(default_device()).eval()
     splits = {"train": config.data.train}
     if config.data.validation:
         splits["validation"] = config.data.validation
-    meta = {"k": str(k), "teacher": config.teacher.model.name_or_path, "adapter": adapter or ""}
+    k = config.logits.top_k
+    meta = {"k": str(k), "teacher": teacher.model.name_or_path, "adapter": adapter or ""}
     index: dict[str, Any] = {
-        "format": "polisum-topk-logits/1",
+        "format": FORMAT,
         "k": k,
         "dtype": config.logits.dtype,
-        "teacher": config.teacher.model.name_or_path,
+        "teacher": teacher.model.name_or_path,
         "teacher_adapter": adapter,
         "tokenizer": tokenizer_fingerprint(tokenizer),
         "vocab_size": len(tokenizer),
         "splits": {},
     }
-    batch_size = max(1, config.logits.batch_size)
     for split, path in splits.items():
-        rows = encode_file(tokenizer, path, max_length)
+        rows = encode_file(tokenizer, path, teacher.training.max_length)
         writer = ShardWriter(folder, split, config.logits.shard_tokens, meta)
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start : start + batch_size]
-            width = max(len(r["input_ids"]) for r in chunk)
-            ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
-            attention = torch.zeros_like(ids)
-            for i, r in enumerate(chunk):
-                ids[i, : len(r["input_ids"])] = torch.tensor(r["input_ids"])
-                attention[i, : len(r["input_ids"])] = 1
-            with torch.inference_mode():
-                logits = model(input_ids=ids.to(device), attention_mask=attention.to(device)).logits
-            if logits.shape[-1] < k:
-                raise RecipeError(f"logits.top_k {k} exceeds the teacher vocabulary")
-            for i, r in enumerate(chunk):
-                seq = torch.tensor(r["input_ids"])
-                labels = torch.where(torch.tensor(r["assistant_masks"]) == 1, seq, -100)
-                labels[0] = -100  # nothing predicts the first token
-                positions = (labels != -100).nonzero().squeeze(-1)
-                values, indices = logits[i, positions - 1].float().topk(k, dim=-1)
-                writer.add(
-                    LogitSequence(
-                        input_ids=seq.to(torch.int32),
-                        labels=labels.to(torch.int32),
-                        topk_ids=indices.cpu().to(torch.int32),
-                        topk_logits=values.cpu().to(store_dtype),
-                    )
-                )
+        for start in range(0, len(rows), config.logits.batch_size):
+            chunk = rows[start : start + config.logits.batch_size]
+            for sequence in _teacher_topk(model, chunk, tokenizer.pad_token_id, config):
+                writer.add(sequence)
         index["splits"][split] = {"source": path, **writer.summary()}
         print(f"kd: dumped top-{k} logits of {split}: {index['splits'][split]['targets']} tokens")
     index["complete"] = True
     (folder / "index.json").write_text(json.dumps(index, indent=2, ensure_ascii=False) + "\n")
-    del model
     return folder
+
+
+def _teacher_topk(
+    model: Any, rows: list[dict[str, list[int]]], pad_token_id: int, config: KDConfig
+) -> list[LogitSequence]:
+    """One batch of encoded rows through the teacher: each row's top-k at its target tokens."""
+    import torch
+
+    k = config.logits.top_k
+    width = max(len(r["input_ids"]) for r in rows)
+    ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+    attention = torch.zeros_like(ids)
+    for i, r in enumerate(rows):
+        ids[i, : len(r["input_ids"])] = torch.tensor(r["input_ids"])
+        attention[i, : len(r["input_ids"])] = 1
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        logits = model(input_ids=ids.to(device), attention_mask=attention.to(device)).logits
+    if logits.shape[-1] < k:
+        raise RecipeError(f"logits.top_k {k} exceeds the teacher vocabulary")
+    store_dtype = torch_dtype(config.logits.dtype, "logits.dtype")
+    sequences = []
+    for i, r in enumerate(rows):
+        seq = torch.tensor(r["input_ids"])
+        labels = torch.where(torch.tensor(r["assistant_masks"]) == 1, seq, -100)
+        labels[0] = -100  # nothing predicts the first token
+        positions = (labels != -100).nonzero().squeeze(-1)
+        values, indices = logits[i, positions - 1].float().topk(k, dim=-1)
+        sequences.append(
+            LogitSequence(
+                input_ids=seq.to(torch.int32),
+                labels=labels.to(torch.int32),
+                topk_ids=indices.cpu().to(torch.int32),
+                topk_logits=values.cpu().to(store_dtype),
+            )
+        )
+    return sequences
 
 
 # ---------------------------------------------------------------------------------------------
 # Stage (c): the student
 
 
-def _check_tokenizers(student_tok: Any, index: dict[str, Any], config: KDConfig) -> None:
-    if tokenizer_fingerprint(student_tok) != index["tokenizer"]:
-        raise RecipeError(
-            f"student '{config.student.model.name_or_path}' and teacher '{index['teacher']}' do "
-            "not share a tokenizer (vocabulary or special tokens differ); distilling stored "
-            "top-k logits needs the student to read the teacher's token ids"
+class StudentRecipe(Recipe[KDConfig]):
+    """Stage (c): the student trained on the stored top-k logits in ``logits``."""
+
+    name = "kd-student"
+    config_class = KDConfig
+
+    def __init__(
+        self, config: KDConfig, run_dir: RunDir, resume: bool = False, *, logits: Path
+    ) -> None:
+        super().__init__(config, run_dir, resume)
+        self.logits = logits
+
+    def train(self) -> Path:
+        from transformers import TrainingArguments
+
+        student, run_dir = self.config.student, self.run_dir
+        index = read_index(self.logits)
+        if not self.resume and (run_dir.adapter / "adapter_config.json").is_file():
+            print(f"kd: student stage already done ({run_dir.adapter})")
+            return run_dir.adapter
+        checkpoint = self.begin(student.training.seed)
+        tokenizer = load_tokenizer(student.model)
+        self._check_tokenizer(tokenizer, index)
+        train_set = read_split(self.logits, "train")
+        has_eval = "validation" in index["splits"]
+        eval_set = read_split(self.logits, "validation") if has_eval else None
+        model = self._load_model(index)
+        args = training_arguments(
+            TrainingArguments,
+            student.training,
+            run_dir.checkpoints,
+            has_eval=has_eval,
+            remove_unused_columns=False,
+            prediction_loss_only=True,
+            label_names=["labels"],
         )
-
-
-def _trainer_class() -> Any:
-    from transformers import Trainer
-
-    class DistillationTrainer(Trainer):
-        """Trainer whose loss is :func:`distillation_losses`; logs ce_loss and kd_loss too."""
-
-        def __init__(self, *args: Any, kd: StudentSection, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.kd = kd
-            # Our loss is a per-batch mean: let the Trainer divide by accumulation steps.
-            self.model_accepts_loss_kwargs = False
-            self._parts: dict[str, float] = {"ce": 0.0, "kd": 0.0, "n": 0.0}
-
-        def compute_loss(
-            self, model: Any, inputs: Any, return_outputs: bool = False, **_: Any
-        ) -> Any:
-            parts = distillation_losses(
-                model, inputs, self.kd.alpha, self.kd.temperature, self.kd.divergence
-            )
-            if model.training:
-                self._parts["ce"] += float(parts["ce"].detach())
-                self._parts["kd"] += float(parts["kd"].detach())
-                self._parts["n"] += 1
-            return (parts["loss"], parts["outputs"]) if return_outputs else parts["loss"]
-
-        def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
-            if "loss" in logs and self._parts["n"]:
-                logs["ce_loss"] = self._parts["ce"] / self._parts["n"]
-                logs["kd_loss"] = self._parts["kd"] / self._parts["n"]
-                self._parts = {"ce": 0.0, "kd": 0.0, "n": 0.0}
-            super().log(logs, *args, **kwargs)
-
-    return DistillationTrainer
-
-
-def train_student(config: KDConfig, out: Path, resume: bool) -> Path:
-    from transformers import EarlyStoppingCallback, TrainingArguments
-
-    if config.student.divergence not in DIVERGENCES:
-        raise RecipeError(
-            f"student.divergence '{config.student.divergence}': expected one of "
-            f"{', '.join(DIVERGENCES)}"
+        # Rows are LogitSequences, not dicts the length sampler can measure.
+        args.train_sampling_strategy = "random"
+        pad = tokenizer.pad_token_id
+        trainer = distillation_trainer(
+            model=model,
+            args=args,
+            train_dataset=train_set,
+            eval_dataset=eval_set,
+            data_collator=lambda seqs: collate(seqs, pad),
+            callbacks=trainer_callbacks(run_dir.metrics, student.training, has_eval),
+            alpha=student.alpha,
+            temperature=student.temperature,
+            divergence=student.divergence,
         )
-    if not 0.0 <= config.student.alpha <= 1.0:
-        raise RecipeError(f"student.alpha {config.student.alpha}: must lie in [0, 1]")
-    folder = out / "logits"
-    index = read_index(folder)
-    run_dir = RunDir(out / "student", "kd-student")
-    if not resume and (run_dir.adapter / "adapter_config.json").is_file():
-        print(f"kd: student stage already done ({run_dir.adapter})")
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        save_trained(trainer, tokenizer, run_dir.adapter)
         return run_dir.adapter
-    checkpoint = run_dir.check_resume(resume and run_dir.checkpoints.is_dir())
-    seed_everything(config.student.training.seed)
-    tokenizer = load_tokenizer(config.student.model)
-    _check_tokenizers(tokenizer, index, config)
-    train_set = read_split(folder, "train")
-    eval_set = read_split(folder, "validation") if "validation" in index["splits"] else None
-    model = load_causal_lm(config.student.model)
-    rows = model.get_input_embeddings().weight.shape[0]
-    if index["vocab_size"] > rows:
-        raise RecipeError(
-            f"student '{config.student.model.name_or_path}' has {rows} embedding rows, fewer "
-            f"than the teacher's {index['vocab_size']} tokens"
-        )
-    if config.student.model.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if config.student.lora:
-        from peft import get_peft_model
 
-        model = get_peft_model(model, lora_config(config.student.lora))
-        model.print_trainable_parameters()
-    args = training_arguments(
-        TrainingArguments,
-        config.student.training,
-        run_dir.checkpoints,
-        has_eval=eval_set is not None,
-        remove_unused_columns=False,
-        prediction_loss_only=True,
-        label_names=["labels"],
-    )
-    # Rows are LogitSequences, not dicts the length sampler can measure.
-    args.train_sampling_strategy = "random"
-    callbacks: list[Any] = [metrics_callback(run_dir.metrics)]
-    if eval_set is not None and config.student.training.early_stopping_patience:
-        callbacks.append(EarlyStoppingCallback(config.student.training.early_stopping_patience))
-    pad = tokenizer.pad_token_id
-    trainer = _trainer_class()(
-        model=model,
-        args=args,
-        train_dataset=train_set,
-        eval_dataset=eval_set,
-        data_collator=lambda seqs: collate(seqs, pad),
-        callbacks=callbacks,
-        kd=config.student,
-    )
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    save_trained(trainer, tokenizer, run_dir.adapter)
-    return run_dir.adapter
+    def _check_tokenizer(self, tokenizer: Any, index: dict[str, Any]) -> None:
+        if tokenizer_fingerprint(tokenizer) != index["tokenizer"]:
+            raise RecipeError(
+                f"student '{self.config.student.model.name_or_path}' and teacher "
+                f"'{index['teacher']}' do not share a tokenizer (vocabulary or special tokens "
+                "differ); distilling stored top-k logits needs the student to read the "
+                "teacher's token ids"
+            )
+
+    def _load_model(self, index: dict[str, Any]) -> Any:
+        student = self.config.student
+        model = load_causal_lm(student.model)
+        rows = model.get_input_embeddings().weight.shape[0]
+        if index["vocab_size"] > rows:
+            raise RecipeError(
+                f"student '{student.model.name_or_path}' has {rows} embedding rows, fewer "
+                f"than the teacher's {index['vocab_size']} tokens"
+            )
+        model = prepare_for_training(model, student.model)
+        if student.lora:
+            from peft import get_peft_model
+
+            model = get_peft_model(model, lora_config(student.lora))
+            model.print_trainable_parameters()
+        return model
 
 
-# ---------------------------------------------------------------------------------------------
-
-
-def run(
-    config: str | os.PathLike[str],
-    output_dir: str | os.PathLike[str],
-    overrides: list[str] | None = None,
-    resume: bool = False,
-    stages: list[str] | None = None,
-) -> Path:
-    cfg, raw = load_config(KDConfig, config, overrides)
-    stages = stages or cfg.stages
-    unknown = sorted(set(stages) - set(STAGES))
-    if unknown:
-        raise RecipeError(f"unknown kd stage(s) {', '.join(unknown)} (stages: {', '.join(STAGES)})")
-    out = Path(output_dir)
-    top = RunDir(out, "kd")
-    top.write_run_json(raw, stages=stages, resumed=resume)
-    result = out
-    adapter = _teacher_adapter(cfg, out)
-    if "teacher" in stages:
-        adapter = train_teacher(cfg, out, resume)
-    if "dump" in stages:
-        result = dump_logits(cfg, out, adapter)
-    if "student" in stages:
-        result = train_student(cfg, out, resume)
-    _merge_metrics(top)
-    return result
-
-
-def _merge_metrics(top: RunDir) -> None:
-    """The top-level metrics.jsonl: every stage's rows, tagged with the stage."""
-    lines = []
-    for stage in ("teacher", "student"):
-        path = top.path / stage / "metrics.jsonl"
-        if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    lines.append(json.dumps({"stage": stage, **json.loads(line)}))
-    (top.path / "metrics.jsonl").write_text("".join(f"{line}\n" for line in lines))
-
-
-def main(argv: list[str] | None = None) -> None:
-    from training.cli import recipe_main
-
-    recipe_main("kd", run, argv)
-
+run = KDRecipe.run
+main = KDRecipe.main
 
 if __name__ == "__main__":
     main(sys.argv[1:])

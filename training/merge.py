@@ -15,8 +15,8 @@ import os
 import sys
 from pathlib import Path
 
-from training.common import RecipeError
-from training.hf import ModelSection, load_causal_lm, load_tokenizer, torch_dtype
+from training.common import RecipeError, torch_dtype
+from training.hf import ModelSection, load_causal_lm, load_tokenizer
 from training.tiny import resolve_model
 
 __all__ = ["merge"]

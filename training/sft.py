@@ -17,14 +17,14 @@ Writes ``adapter/`` (PEFT format, tokenizer included: load it with
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from training.chat import accepts_system, encode_chat, load_chat_file
-from training.common import RecipeError, RunDir, load_config, seed_everything
+from training.common import RecipeError
+from training.config import MISSING
 from training.hf import (
     LoraSection,
     ModelSection,
@@ -32,17 +32,19 @@ from training.hf import (
     load_causal_lm,
     load_tokenizer,
     lora_config,
-    metrics_callback,
+    prepare_for_training,
     save_trained,
+    trainer_callbacks,
     training_arguments,
 )
+from training.recipe import Recipe
 
-__all__ = ["DataSection", "SFTConfig", "encode_file", "run", "train"]
+__all__ = ["DataSection", "SFTConfig", "SFTRecipe", "encode_file", "main", "run"]
 
 
 @dataclass
 class DataSection:
-    train: str = ""
+    train: str = MISSING  # JSONL of chat rows
     validation: str | None = None
 
 
@@ -87,91 +89,77 @@ def _dataset(rows: list[dict[str, list[int]]]) -> Any:
     return Dataset.from_list([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
 
 
-def train(config: SFTConfig, run_dir: RunDir, resume: bool = False) -> Path:
-    """Train per ``config`` into ``run_dir``; returns the adapter (or model) folder."""
-    from transformers import EarlyStoppingCallback
-    from trl import SFTConfig as TRLConfig
-    from trl import SFTTrainer
+class SFTRecipe(Recipe[SFTConfig]):
+    name = "sft"
+    config_class = SFTConfig
 
-    checkpoint = run_dir.check_resume(resume)
-    seed_everything(config.training.seed)
-    if not config.data.train:
-        raise RecipeError("data.train is required")
-    tokenizer = load_tokenizer(config.model)
-    train_rows = encode_file(tokenizer, config.data.train, config.training.max_length)
-    eval_rows = (
-        encode_file(tokenizer, config.data.validation, config.training.max_length)
-        if config.data.validation
-        else None
-    )
-    model = load_causal_lm(config.model)
-    attn = getattr(model.config, "_attn_implementation", "") or ""
-    if config.training.padding_free and "flash" not in attn:
-        # Flattened rows only stay separate under flash attention's varlen kernels; eager or
-        # SDPA would let each example attend to the previous one.
-        raise RecipeError(
-            f"training.padding_free needs model.attn_implementation flash_attention_2 (or 3); "
-            f"'{config.model.name_or_path}' uses {attn or 'the default'}"
+    def train(self) -> Path:
+        """Train per the config into the run folder; returns the adapter (or model) folder."""
+        from trl import SFTConfig as TRLConfig
+        from trl import SFTTrainer
+
+        config, run_dir = self.config, self.run_dir
+        checkpoint = self.begin(config.training.seed)
+        tokenizer = load_tokenizer(config.model)
+        max_length = config.training.max_length
+        train_rows = encode_file(tokenizer, config.data.train, max_length)
+        eval_rows = (
+            encode_file(tokenizer, config.data.validation, max_length)
+            if config.data.validation
+            else None
         )
-    if config.model.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.config.use_cache = False
-    args = training_arguments(
-        TRLConfig,
-        config.training,
-        run_dir.checkpoints,
-        has_eval=eval_rows is not None,
-        max_length=config.training.max_length,
-        padding_free=config.training.padding_free,
-        # Rows arrive tokenized, labelled and truncated (encode_file): nothing left to prepare.
-        dataset_kwargs={"skip_prepare_dataset": True},
-    )
-    callbacks: list[Any] = [metrics_callback(run_dir.metrics)]
-    if eval_rows is not None and config.training.early_stopping_patience:
-        callbacks.append(EarlyStoppingCallback(config.training.early_stopping_patience))
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=_dataset(train_rows),
-        eval_dataset=_dataset(eval_rows) if eval_rows is not None else None,
-        processing_class=tokenizer,
-        peft_config=lora_config(config.lora) if config.lora else None,
-        callbacks=callbacks,
-    )
-    if config.lora:
-        trainer.model.print_trainable_parameters()
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    # With keep_best the Trainer has reloaded the best checkpoint: this saves that adapter.
-    save_trained(trainer, tokenizer, run_dir.adapter)
-    summary = {
-        "global_step": trainer.state.global_step,
-        "best_checkpoint": trainer.state.best_model_checkpoint,
-        "best_eval_loss": trainer.state.best_metric,
-        "train_examples": len(train_rows),
-        "eval_examples": len(eval_rows) if eval_rows is not None else 0,
-    }
-    (run_dir.path / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return run_dir.adapter
+        model = self._load_model()
+        has_eval = eval_rows is not None
+        args = training_arguments(
+            TRLConfig,
+            config.training,
+            run_dir.checkpoints,
+            has_eval=has_eval,
+            max_length=max_length,
+            padding_free=config.training.padding_free,
+            # Rows arrive tokenized, labelled and truncated (encode_file): nothing to prepare.
+            dataset_kwargs={"skip_prepare_dataset": True},
+        )
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=_dataset(train_rows),
+            eval_dataset=_dataset(eval_rows) if eval_rows is not None else None,
+            processing_class=tokenizer,
+            peft_config=lora_config(config.lora) if config.lora else None,
+            callbacks=trainer_callbacks(run_dir.metrics, config.training, has_eval),
+        )
+        if config.lora:
+            trainer.model.print_trainable_parameters()
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        # With keep_best the Trainer has reloaded the best checkpoint: this saves that adapter.
+        save_trained(trainer, tokenizer, run_dir.adapter)
+        summary = {
+            "global_step": trainer.state.global_step,
+            "best_checkpoint": trainer.state.best_model_checkpoint,
+            "best_eval_loss": trainer.state.best_metric,
+            "train_examples": len(train_rows),
+            "eval_examples": len(eval_rows) if eval_rows is not None else 0,
+        }
+        (run_dir.path / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return run_dir.adapter
+
+    def _load_model(self) -> Any:
+        config = self.config
+        model = load_causal_lm(config.model)
+        attn = getattr(model.config, "_attn_implementation", "") or ""
+        if config.training.padding_free and "flash" not in attn:
+            # Flattened rows only stay separate under flash attention's varlen kernels; eager or
+            # SDPA would let each example attend to the previous one.
+            raise RecipeError(
+                "training.padding_free needs model.attn_implementation flash_attention_2 (or 3); "
+                f"'{config.model.name_or_path}' uses {attn or 'the default'}"
+            )
+        return prepare_for_training(model, config.model)
 
 
-def run(
-    config: str | os.PathLike[str],
-    output_dir: str | os.PathLike[str],
-    overrides: list[str] | None = None,
-    resume: bool = False,
-) -> Path:
-    """Load the YAML config, write run.json, train; the entry point of the CLI and ``-m``."""
-    cfg, raw = load_config(SFTConfig, config, overrides)
-    run_dir = RunDir(output_dir, "sft")
-    run_dir.write_run_json(raw, resumed=resume)
-    return train(cfg, run_dir, resume=resume)
-
-
-def main(argv: list[str] | None = None) -> None:
-    from training.cli import recipe_main
-
-    recipe_main("sft", run, argv)
-
+run = SFTRecipe.run
+main = SFTRecipe.main
 
 if __name__ == "__main__":
     main(sys.argv[1:])
