@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from polisum.jsonl import JsonlError, iter_jsonl
 
 __all__ = [
     "RecipeError",
@@ -24,21 +25,14 @@ class RecipeError(RuntimeError):
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) per non-blank line; a bad line is an error naming file and line."""
-    path = Path(path)
-    if not path.is_file():
+    """(line number, object) per non-blank line (polisum's JSONL reader, streamed); a bad line
+    is a RecipeError naming file and line."""
+    if not Path(path).is_file():
         raise RecipeError(f"{path}: data file not found")
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RecipeError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(obj, dict):
-                raise RecipeError(f"{path}:{lineno}: expected a JSON object")
-            yield lineno, obj
+    try:
+        yield from iter_jsonl(path)
+    except JsonlError as exc:
+        raise RecipeError(str(exc)) from None
 
 
 def seed_everything(seed: int) -> None:

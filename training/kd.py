@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.common import RecipeError, default_device, torch_dtype
+from training.common import RecipeError, default_device, read_jsonl, torch_dtype
 from training.config import ConfigValueError, check_choice, check_positive
 from training.distill import DIVERGENCES, collate, distillation_trainer
 from training.hf import (
@@ -190,9 +190,7 @@ class KDRecipe(Recipe[KDConfig]):
         for stage in ("teacher", "student"):
             path = self.run_dir.path / stage / "metrics.jsonl"
             if path.is_file():
-                for line in path.read_text(encoding="utf-8").splitlines():
-                    if line.strip():
-                        lines.append(json.dumps({"stage": stage, **json.loads(line)}))
+                lines.extend(json.dumps({"stage": stage, **row}) for _, row in read_jsonl(path))
         self.run_dir.metrics.path.write_text("".join(f"{line}\n" for line in lines))
 
 

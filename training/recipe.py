@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
-from training.common import RecipeError, seed_everything
+from training.common import RecipeError, read_jsonl, seed_everything
 from training.config import load_config
 
 __all__ = [
@@ -93,7 +93,7 @@ class MetricsWriter:
     def read(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        return [row for _, row in read_jsonl(self.path)]
 
 
 def _plain(value: Any) -> Any:
