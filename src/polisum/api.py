@@ -44,7 +44,9 @@ __all__ = [
 DB_NAME = "meta.sqlite"
 # Bump when loaders, the chunker or BM25 terms change what they produce: indexed files are then
 # redone (cheaply: summaries and vectors come from the caches).
-PIPELINE_VERSION = "3"  # 3: ruled PDF tables read as rows
+# 3: ruled PDF tables read as rows. 4: PDF sections from the outline, no chart numbers or logo
+# words as headings, headings open the chunk of the text they head (no heading-only chunks).
+PIPELINE_VERSION = "4"
 
 
 class Index:

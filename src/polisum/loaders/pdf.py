@@ -12,9 +12,10 @@ memory.
 
 Per page: PDFium's characters with their boxes → lines → paragraphs (split on vertical gaps,
 font-size changes, column jumps, bullets and short last lines) → Korean line-join and spacing
-repair (:mod:`polisum.loaders.korean_fix`). Lines repeated at the top or bottom of most pages
-(running headers, page numbers) are dropped. Text in a noticeably larger font than the body
-becomes a heading, and so the section of what follows.
+repair (:mod:`polisum.loaders.korean_fix`). Lines repeated at the top or bottom of many pages,
+or at the same height on many pages (running headers, page numbers, logo words), are dropped.
+Headings and sections come from the PDF's outline when it has one, and from the layout
+(:mod:`polisum.loaders.pdf_sections`).
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from polisum.loaders.base import DEFAULT_MAX_BYTES, LoadError, check_readable
-from polisum.loaders.korean_fix import SOFT_HYPHENS, join_lines, symbol_char
+from polisum.loaders.korean_fix import SOFT_HYPHENS, symbol_char
 from polisum.loaders.ocr import OcrError, TesseractOCR, ocr_paragraphs
+from polisum.loaders.pdf_lines import PdfLine as _Line
+from polisum.loaders.pdf_sections import OutlineEntry, read_outline, section_blocks
 from polisum.loaders.pdf_tables import PdfTable, find_tables
-from polisum.loaders.structure import Block, SectionPath, build_document, guess_heading_level
+from polisum.loaders.pdf_unruled import cell_spans, joined_cells, unruled_tables
+from polisum.loaders.structure import build_document
 from polisum.types import Document
 
 # Text that is mostly unmapped glyphs (private use area, U+FFFD, control codes) is not text.
@@ -43,23 +47,6 @@ _BULLET = re.compile(
 _SENTENCE_END = re.compile(r"(?:[.!?。:]|[다음함임됨요])[\"'”’)\]]*\s*$")
 _PAGE_NUMBER = re.compile(r"^\s*[-–—(]?\s*(?:\d{1,4}|[ivxlc]{1,6})\s*[-–—)]?\s*$", re.I)
 _SYMBOL_FONTS = ("wingdings", "webdings", "dingbats")
-MAX_HEADING_CHARS = 120
-
-
-@dataclass
-class _Line:
-    raw: str
-    left: float
-    right: float
-    top: float
-    bottom: float
-    size: float
-    bold: bool
-    page: int
-
-    @property
-    def text(self) -> str:
-        return self.raw.strip()
 
 
 def _pdfium() -> tuple[Any, Any]:
@@ -80,13 +67,22 @@ class PdfLoader:
 
     extensions: tuple[str, ...] = (".pdf",)
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, ocr: TesseractOCR | None = None) -> None:
+    def __init__(
+        self,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        ocr: TesseractOCR | None = None,
+        *,
+        unruled_tables: bool = False,
+    ) -> None:
         self.max_bytes = max_bytes
         self.ocr = ocr
+        # Whitespace-aligned columns as tables (:mod:`polisum.loaders.pdf_unruled`). Off by
+        # default for now: tests/test_pdf_tables.py pins unruled rows as running text.
+        self.unruled_tables = unruled_tables
 
     def load(self, path: Path) -> Document:
         size = check_readable(path, self.max_bytes)
-        pages, image_only, ocr_pages = self._read(path, size, ocr_all=False)
+        pages, image_only, ocr_pages, outline = self._read(path, size, ocr_all=False)
         lines = [line for page in pages for line in page if isinstance(line, _Line)]
         sample = "".join(line.raw for line in lines)
         if sample and len(_GARBAGE.findall(sample)) > 0.3 * len(sample):
@@ -95,7 +91,7 @@ class PdfLoader:
                     path, "text layer is unreadable (fonts without a Unicode map): needs OCR"
                 )
             # Glyphs without Unicode: the page images are the only readable text.
-            pages, image_only, ocr_pages = self._read(path, size, ocr_all=True)
+            pages, image_only, ocr_pages, outline = self._read(path, size, ocr_all=True)
         if not any(pages):
             if image_only and self.ocr is not None:
                 raise LoadError(
@@ -106,8 +102,13 @@ class PdfLoader:
             raise LoadError(path, "no text found in PDF (blank pages or text drawn as shapes)")
         n_pages = len(pages)
         pages = _drop_running_lines(pages)
-        blocks = _blocks(pages)
+        if self.unruled_tables:
+            pages = [unruled_tables(page) for page in pages]
+        paras = [p for page in pages for p in _paragraphs(page)]
+        blocks = section_blocks(paras, outline, n_pages)
         metadata: dict[str, Any] = {"format": "pdf", "pages": n_pages}
+        if outline:
+            metadata["outline_entries"] = len(outline)
         if image_only and not ocr_pages:
             metadata["pages_without_text"] = image_only
         if ocr_pages:
@@ -115,7 +116,7 @@ class PdfLoader:
             metadata["ocr"] = self.ocr.name if self.ocr else None
         return build_document(path, blocks, metadata, what="PDF")
 
-    def _read(self, path: Path, size: int, *, ocr_all: bool) -> tuple[list[list[_Item]], int, int]:
+    def _read(self, path: Path, size: int, *, ocr_all: bool) -> _Read:
         try:
             with open(path, "rb") as fh:  # a file object: lazy reads, and any file name works
                 return _read_document(path, fh, size, self.ocr, ocr_all)
@@ -127,9 +128,13 @@ class PdfLoader:
 _Item = _Line | PdfTable | _OcrParagraph
 
 
+# Pages' items, image-only pages, pages OCR'd, the outline.
+_Read = tuple[list[list[_Item]], int, int, list[OutlineEntry]]
+
+
 def _read_document(
     path: Path, fh: Any, size: int, ocr: TesseractOCR | None, ocr_all: bool
-) -> tuple[list[list[_Item]], int, int]:
+) -> _Read:
     pdfium, _ = _pdfium()
     _check_header_and_eof(path, fh, size)
     try:
@@ -137,7 +142,7 @@ def _read_document(
     except pdfium.PdfiumError as exc:
         raise LoadError(path, _pdfium_reason(str(exc))) from exc
     try:
-        return _read_pages(path, pdf, ocr, ocr_all)
+        return (*_read_pages(path, pdf, ocr, ocr_all), read_outline(pdf, len(pdf)))
     finally:
         pdf.close()
 
@@ -288,6 +293,7 @@ def _merge_same_line(lines: list[_Item]) -> list[_Item]:
                     size=main.size,
                     bold=main.bold,
                     page=prev.page,
+                    cells=joined_cells(prev, line),
                 )
                 continue
         out.append(line)
@@ -301,6 +307,7 @@ def _make_line(
     if not "".join(chars).strip():
         return None
     lefts, rights, tops, bottoms, heights = [], [], [], [], []
+    boxes: list[tuple[int, float, float]] = []
     first = -1
     for i in range(start, end):
         ch = text[i]
@@ -314,6 +321,7 @@ def _make_line(
             tops.append(rect.top)
             bottoms.append(rect.bottom)
             heights.append(rect.top - rect.bottom)
+            boxes.append((i - start, rect.left, rect.right))
         # A lone Latin-1 character from a dingbat font is a bullet glyph ("n" for ■).
         lone = (i == start or text[i - 1].isspace()) and (i + 1 >= end or text[i + 1].isspace())
         if ord(ch) < 0x100 and lone:
@@ -324,15 +332,17 @@ def _make_line(
         return None
     name = _font_name(raw, textpage, first, buf, flags)
     weight = raw.FPDFText_GetFontWeight(textpage, first)
+    size = statistics.median(heights)
     return _Line(
         raw="".join(chars),
         left=min(lefts),
         right=max(rights),
         top=max(tops),
         bottom=min(bottoms),
-        size=statistics.median(heights),
+        size=size,
         bold=weight >= 600 or any(w in name for w in ("bold", "black", "heavy")),
         page=page_no,
+        cells=cell_spans(chars, boxes, size),
     )
 
 
@@ -341,8 +351,10 @@ def _norm_running(text: str) -> str:
 
 
 def _drop_running_lines(pages: list[list[_Item]]) -> list[list[_Item]]:
-    """Running headers/footers: the first or last few lines of a page that recur (digits
-    ignored) on at least a quarter of the pages (min. 3), and bare page numbers there."""
+    """Running headers/footers: lines that recur (digits ignored) on at least a quarter of the
+    pages (min. 3) either among the first or last few lines of a page, or at the same height
+    wherever they fall in PDFium's reading order (a logo word, a chapter tab drawn last); and
+    bare page numbers at a page's edges."""
     if len(pages) < 3:
         return pages
     edge = 4
@@ -353,20 +365,42 @@ def _drop_running_lines(pages: list[list[_Item]]) -> list[list[_Item]]:
             counts[key] = counts.get(key, 0) + 1
     need = max(3, -(-len(pages) // 4))  # a quarter of the pages: odd/even headers differ
     running = {k for k, c in counts.items() if c >= need and k}
+    fixed = _fixed_position_lines(pages, need)
     out = []
     for lines in pages:
         keep: list[_Item] = []
         for i, line in enumerate(lines):
-            at_edge = i < edge or i >= len(lines) - edge
-            if (
-                at_edge
-                and isinstance(line, _Line)
-                and (_norm_running(line.raw) in running or _PAGE_NUMBER.match(line.raw))
-            ):
-                continue
+            if isinstance(line, _Line):
+                key = _norm_running(line.raw)
+                at_edge = i < edge or i >= len(lines) - edge
+                if at_edge and (key in running or _PAGE_NUMBER.match(line.raw)):
+                    continue
+                if (key, round(line.top / _Y_BIN)) in fixed:
+                    continue
             keep.append(line)
         out.append(keep)
     return out
+
+
+_Y_BIN = 2.0  # points
+
+
+def _fixed_position_lines(pages: list[list[_Item]], need: int) -> set[tuple[str, int]]:
+    """(text key, height bin) of short lines with letters that sit at the same height (±1 bin)
+    on ``need`` pages or more. Numbers alone are left alone: chart values can line up."""
+    seen: dict[tuple[str, int], set[int]] = {}
+    for page_no, items in enumerate(pages):
+        for line in items:
+            if isinstance(line, _Line) and len(line.text) <= 80:
+                key = _norm_running(line.raw)
+                if any(c.isalpha() for c in key):
+                    seen.setdefault((key, round(line.top / _Y_BIN)), set()).add(page_no)
+    fixed = set()
+    for (key, y), on in seen.items():
+        near = on | seen.get((key, y - 1), set()) | seen.get((key, y + 1), set())
+        if len(near) >= need:
+            fixed.add((key, y))
+    return fixed
 
 
 def _paragraphs(lines: list[_Item]) -> list[list[_Line] | PdfTable | _OcrParagraph]:
@@ -404,54 +438,3 @@ def _continues(cur: list[_Line], line: _Line) -> bool:
         if prev.right < right - 3 * size and _SENTENCE_END.search(prev.raw):
             return False  # the previous line was a short, finished last line
     return True
-
-
-def _blocks(pages: list[list[_Item]]) -> list[Block]:
-    lines = [ln for page in pages for ln in page if isinstance(ln, _Line)]
-    weights = [(ln.size, len(ln.text)) for ln in lines]
-    body = _weighted_median(weights)
-    paras = [p for page in pages for p in _paragraphs(page)]
-
-    # Heading levels by size: the largest heading size is level 1, and so on (3 at most).
-    def is_heading_size(p: list[_Line]) -> bool:
-        return p[0].size >= 1.2 * body
-
-    sizes = sorted(
-        {round(p[0].size, 1) for p in paras if isinstance(p, list) and is_heading_size(p)},
-        reverse=True,
-    )
-    sections = SectionPath()
-    blocks: list[Block] = []
-    for para in paras:
-        if isinstance(para, PdfTable):
-            blocks.append(Block(para.text, "table", sections.path, para.page))
-            continue
-        if isinstance(para, _OcrParagraph):
-            blocks.append(Block(para.text, "paragraph", sections.path, para.page))
-            continue
-        text = join_lines([ln.raw for ln in para])
-        if not text:
-            continue
-        level = None
-        if len(text) <= MAX_HEADING_CHARS and len(para) <= 3:
-            if is_heading_size(para):
-                level = min(sizes.index(round(para[0].size, 1)) + 1, 3)
-            elif para[0].bold and para[0].size >= 1.05 * body:
-                level = guess_heading_level(text)
-        if level:
-            sections.push(level, text)
-            blocks.append(Block(text, "heading", sections.path, para[0].page))
-        else:
-            blocks.append(Block(text, "paragraph", sections.path, para[0].page))
-    return blocks
-
-
-def _weighted_median(pairs: list[tuple[float, int]]) -> float:
-    pairs = sorted(pairs)
-    total = sum(w for _, w in pairs)
-    acc = 0
-    for value, weight in pairs:
-        acc += weight
-        if acc * 2 >= total:
-            return value
-    return pairs[-1][0] if pairs else 0.0

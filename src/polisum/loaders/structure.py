@@ -125,3 +125,43 @@ def guess_heading_level(text: str) -> int | None:
             return None
         return 2 + number.count(".")
     return None
+
+
+# What a heading is not: chart figures ("19,656", "94 만 tCO2eq/년"), axis labels, page
+# numbers, contents lines with dot leaders. A heading names something, so it needs at least
+# one word of two or more letters that is not a unit.
+_TOKEN = re.compile(r"[^\W_]+")
+_LEADER_TO_NUMBER = re.compile(r"(?:[·.…‥•_-]\s*){3,}\d+\s*$")
+_LETTER_SPACED = re.compile(r"(?<![가-힣])([가-힣])\s(?=[가-힣](?![가-힣]))")
+_UNIT_WORDS = (
+    "kwh mwh gwh twh kw mw gw tj gj mj pj kg km mm cm ton tons toe ppm ppb usd krw eur jpy "
+    "cny tco2 tco2e tco2eq co2 co2e co2eq nm3 m2 m3 bn mn yoy qoq bp bps pts pct "
+    "억원 만원 천원 백만원 십억원 조원 개월 만명 천명 만톤 천톤 백만 천만"
+)
+_UNITS = frozenset(_UNIT_WORDS.split())
+_UNIT_SYLLABLES = frozenset("만억천백십조원년월일개명건톤회배점호세분초시차위주")
+
+
+def _is_word(token: str) -> bool:
+    letters = "".join(c for c in token if c.isalpha())
+    if len(letters) < 2 or token.lower() in _UNITS or letters.lower() in _UNITS:
+        return False
+    if any(c.isdigit() for c in token):
+        # "12개월", "234억원", "tCO2", "m2": a number with its unit, not a name
+        return len(letters) > 3 and not set(letters) <= _UNIT_SYLLABLES
+    return True
+
+
+def looks_like_heading(text: str) -> bool:
+    """Could ``text`` be a heading at all, whatever its font? False for numbers with units,
+    chart and axis labels, page numbers and contents lines; letter-spaced Korean titles
+    ("서 론", "개 요") count as words."""
+    line = clean_inline(text)
+    if not line or _LEADER_TO_NUMBER.search(line):
+        return False
+    tokens = _TOKEN.findall(_LETTER_SPACED.sub(r"\1", line))
+    if not any(_is_word(t) for t in tokens):
+        return False
+    digits = sum(c.isdigit() for c in line)
+    letters = sum(c.isalpha() for c in line)
+    return digits <= letters
