@@ -197,6 +197,14 @@ class Architectures:
 
 REAL = Architectures(GEMMA2_2B, EXAONE4_1_2B, XLMR_BASE, SD35_MEDIUM)
 
+_TINY_CLIP = {
+    "vocab_size": 1024,
+    "hidden_size": 16,
+    "intermediate_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "projection_dim": 32,
+}
 # The same architectures, a few thousand parameters each (and vocabularies that still hold the
 # special tokens at their real ids). Gemma keeps its soft-capping and sliding/global layers.
 TINY = Architectures(
@@ -251,24 +259,8 @@ TINY = Architectures(
             "norm_num_groups": 4,
             "sample_size": 64,
         },
-        "clip_l": {
-            **SD35_MEDIUM["clip_l"],
-            "vocab_size": 1024,
-            "hidden_size": 16,
-            "intermediate_size": 32,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "projection_dim": 32,
-        },
-        "clip_g": {
-            **SD35_MEDIUM["clip_g"],
-            "vocab_size": 1024,
-            "hidden_size": 16,
-            "intermediate_size": 32,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "projection_dim": 32,
-        },
+        "clip_l": {**SD35_MEDIUM["clip_l"], **_TINY_CLIP},
+        "clip_g": {**SD35_MEDIUM["clip_g"], **_TINY_CLIP},
         "t5": {
             **SD35_MEDIUM["t5"],
             "vocab_size": 256,

