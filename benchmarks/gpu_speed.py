@@ -41,10 +41,10 @@ skipped with a note, and a failing section is recorded and the run goes on.
   through ``imagegen.Renderer``: seconds per image and peak GPU memory.
 
 Device command (prepared, not run by its author: no GPU was lent to that session). Here, in the
-repository root, once (the wheels are diffusers and its one dependency missing there; .whl/ and
-.bench/ are gitignored):
+repository root, once (the wheels are diffusers and its one dependency missing there, pinned:
+importlib_metadata 10 needs lazy-importer, absent there; .whl/ and .bench/ are gitignored):
 
-    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \\
+    .venv/bin/python -m pip download --no-deps --only-binary=:all: --python-version 3.12 \\
         --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \\
         -d .whl diffusers==0.42.1 importlib_metadata==8.7.0
     PYTHONPATH=src:. .venv/bin/python benchmarks/gpu_speed.py \\
