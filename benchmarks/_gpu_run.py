@@ -9,7 +9,6 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -74,18 +73,6 @@ TINY_SIZES = Sizes(
     render_steps=4,
     render_batches=(1, 2),
 )
-
-
-def use_polisum_parts() -> None:
-    """Import polisum's generate/embed/summarize modules without ``polisum/__init__``, which
-    loads the whole ingest stack (faiss, Kiwi, unstructured, ...) that the GPU machine lacks and
-    that these measurements never use. Same path on every machine."""
-    if "polisum" in sys.modules:
-        return
-    spec = importlib.util.find_spec("polisum")
-    if spec is None:
-        raise SystemExit("polisum not importable: run with PYTHONPATH=src:. from the repo root")
-    sys.modules["polisum"] = importlib.util.module_from_spec(spec)  # __path__ set, not executed
 
 
 class Clock:
@@ -213,7 +200,7 @@ def reset_peak(device: Any) -> None:
 
 def meta(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     import torch
-    from training.common import package_versions
+    from training.recipe import package_versions
 
     versions = package_versions()  # the training recipes' list, and what this run adds
     for name in ("sentence-transformers", "triton"):

@@ -9,10 +9,10 @@ A step is what the optimizer sees: ``gradient_accumulation_steps`` forward/backw
 where the recipes' Trainer would use it (bf16 on a GPU that supports it). The losses:
 
 - SFT (TRL's SFTTrainer): the model's own next-token cross-entropy on the assistant tokens.
-- KD: :func:`training.kd.distillation_losses` over a :func:`training.kd.collate` batch of
-  stored top-k teacher logits (the shape ``training.logits`` writes).
-- SD3.5: :func:`training.sd35._flow_loss` on cached latents and text embeddings, as the config
-  caches both (so no VAE or text encoder runs per step).
+- KD: :func:`training.distill.distillation_losses` over a :func:`training.distill.collate`
+  batch of stored top-k teacher logits (the shape ``training.logits`` writes).
+- SD3.5: :func:`training.diffusion.flow.flow_matching_loss` on cached latents and text
+  embeddings, as the config caches both (so no VAE or text encoder runs per step).
 
 Rows are full-length (no padding), with the last quarter as the answer: the real rows of a
 paragraph→summary set are shorter than ``max_length``, so the cap is timed (worst case, the
@@ -25,7 +25,6 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from _gpu_models import Architectures, causal_lm, sd3_transformer
@@ -41,7 +40,7 @@ def recipe(name: str) -> dict[str, Any]:
 
 
 def _dtype(name: str) -> Any:
-    from training.hf import torch_dtype
+    from training.common import torch_dtype
 
     return torch_dtype(name)
 
@@ -144,7 +143,7 @@ def lm_step_time(
     """Time optimizer steps of the recipe's training section: gradient_accumulation_steps
     batches of per_device_batch_size rows (``make_batch(rows)``), clipping, AdamW."""
     import torch
-    from training.hf import bf16_supported
+    from training.common import bf16_supported
 
     t = section["training"]
     params = [p for p in model.parameters() if p.requires_grad]
@@ -187,7 +186,7 @@ def sft_step_time(arch: Architectures, device: Any, length: int, steps: int, dea
 def kd_step_time(arch: Architectures, device: Any, length: int, steps: int, deadline: float):
     """gemma-2-2b student LoRA on stored top-k teacher logits, gemma2_2b_kd.yaml's settings."""
     import torch
-    from training.kd import collate, distillation_losses
+    from training.distill import collate, distillation_losses
     from training.logits import LogitSequence
 
     cfg = recipe("gemma2_2b_kd")
@@ -224,7 +223,7 @@ def sd35_step_time(arch: Architectures, device: Any, resolution: int, steps: int
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler
     from peft import LoraConfig
-    from training.sd35 import _flow_loss
+    from training.diffusion.flow import TimestepSampling, flow_matching_loss
 
     cfg = recipe("sd35_medium_lora")
     lora, data, t = cfg["lora"], cfg["data"], cfg["training"]
@@ -256,7 +255,7 @@ def sd35_step_time(arch: Architectures, device: Any, resolution: int, steps: int
     latents = torch.randn(bsz, tr["in_channels"], side, side, device=device).to(dtype)
     embeds = torch.randn(bsz, text_tokens, tr["joint_attention_dim"], device=device).to(dtype)
     pooled = torch.randn(bsz, tr["pooled_projection_dim"], device=device).to(dtype)
-    weighting = SimpleNamespace(
+    weighting = TimestepSampling(
         weighting_scheme=t.get("weighting_scheme", "logit_normal"),
         logit_mean=float(t.get("logit_mean", 0.0)),
         logit_std=float(t.get("logit_std", 1.0)),
@@ -265,7 +264,7 @@ def sd35_step_time(arch: Architectures, device: Any, resolution: int, steps: int
 
     def step() -> None:
         for _ in range(accum):
-            loss = _flow_loss(transformer, scheduler, latents, embeds, pooled, weighting)
+            loss = flow_matching_loss(transformer, scheduler, latents, embeds, pooled, weighting)
             (loss / accum).backward()
         torch.nn.utils.clip_grad_norm_(params, float(t.get("max_grad_norm", 1.0)))
         opt.step()

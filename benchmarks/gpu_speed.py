@@ -85,7 +85,6 @@ from _gpu_run import (
     reset_peak,
     say,
     timed,
-    use_polisum_parts,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -331,7 +330,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data folder")
     parser.add_argument("--count", type=int, default=256, help="paragraphs to export")
     args = parser.parse_args(argv)
-    use_polisum_parts()
     if args.export_paragraphs:
         n = export_paragraphs(args.data, args.export_paragraphs, args.count)
         say(f"wrote {n} paragraphs to {args.export_paragraphs}")

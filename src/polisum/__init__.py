@@ -1,13 +1,32 @@
-"""polisum: a folder of Korean and English documents → a searchable, summarized knowledge base."""
+"""polisum: a folder of Korean and English documents → a searchable, summarized knowledge base.
 
-from polisum.api import EmbedderMismatchError, Index, IndexBusyError, IndexNotFoundError
-from polisum.chat import Answer, Answerer
-from polisum.config import Config, FusionWeights
-from polisum.ingest import IngestReport
-from polisum.loaders import LoadError
-from polisum.types import Chunk, Document, Element, Hit
+The names below are imported on first use (PEP 562), so ``import polisum.generate`` or the CLI's
+``--help`` do not load the whole ingest stack (FAISS, Kiwi, the document parsers)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Answer": "polisum.chat",
+    "Answerer": "polisum.chat",
+    "Chunk": "polisum.types",
+    "Config": "polisum.config",
+    "Document": "polisum.types",
+    "Element": "polisum.types",
+    "EmbedderMismatchError": "polisum.errors",
+    "FusionWeights": "polisum.config",
+    "Hit": "polisum.types",
+    "Index": "polisum.api",
+    "IndexBusyError": "polisum.errors",
+    "IndexNotFoundError": "polisum.errors",
+    "IngestReport": "polisum.ingest",
+    "LoadError": "polisum.loaders",
+    "PolisumError": "polisum.errors",
+}
 
 __all__ = [
     "Answer",
@@ -24,5 +43,29 @@ __all__ = [
     "IndexNotFoundError",
     "IngestReport",
     "LoadError",
+    "PolisumError",
     "__version__",
 ]
+
+if TYPE_CHECKING:
+    from polisum.api import Index
+    from polisum.chat import Answer, Answerer
+    from polisum.config import Config, FusionWeights
+    from polisum.errors import (
+        EmbedderMismatchError,
+        IndexBusyError,
+        IndexNotFoundError,
+        PolisumError,
+    )
+    from polisum.ingest import IngestReport
+    from polisum.loaders import LoadError
+    from polisum.types import Chunk, Document, Element, Hit
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'polisum' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
