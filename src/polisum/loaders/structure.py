@@ -26,6 +26,45 @@ class Block:
     page: int | None = None
 
 
+@dataclass
+class Part:
+    """A paragraph, list item or table as a markup reader (DOCX, HTML) found it, before
+    sections are assigned by :func:`sectioned_blocks`."""
+
+    kind: ElementKind
+    text: str
+    page: int | None = None
+    level: int | None = None  # heading level from the markup (Word styles, <h1>-<h6>)
+    rows: list[list[str | None]] | None = None  # a table's grid, to write it inline in a cell
+
+
+def sectioned_blocks(parts: list[Part]) -> list[Block]:
+    """Parts → blocks with section paths. Headings come from the markup's levels; a file with
+    none (Word files formatted by hand, pages without <h1>-<h6>) gets them guessed from numbered
+    or ALL-CAPS short lines. Consecutive list items on one page form one list block."""
+    guess = not any(part.level for part in parts)
+    sections = SectionPath()
+    blocks: list[Block] = []
+    for part in parts:
+        text = part.text.strip()
+        if not text:
+            continue
+        level = part.level
+        if guess and part.kind == "paragraph":
+            level = guess_heading_level(part.text) or guess_caps_heading_level(part.text)
+        if level and part.kind != "table":
+            sections.push(level, text)
+            blocks.append(Block(text, "heading", sections.path, part.page))
+        elif part.kind == "list" and blocks and blocks[-1].kind == "list":
+            if blocks[-1].page == part.page:
+                blocks[-1].text += "\n" + text
+            else:
+                blocks.append(Block(text, "list", sections.path, part.page))
+        else:
+            blocks.append(Block(text, part.kind, sections.path, part.page))
+    return blocks
+
+
 def clean_inline(text: str) -> str:
     """One line of running text: runs of spaces/tabs (incl. NBSP, ideographic space) → one space."""
     return _WS.sub(" ", text).strip()
