@@ -36,7 +36,6 @@ from docx.enum.style import WD_STYLE_TYPE
 from docx.exceptions import PythonDocxError
 from docx.oxml.parser import element_class_lookup
 from docx.styles.styles import Styles
-from docx.text.parfmt import ParagraphFormat
 
 from polisum.loaders.base import DEFAULT_MAX_BYTES, LoadError, check_readable
 from polisum.loaders.base import one_line as one_line  # re-exported for hwp.py, hwpx.py
@@ -107,24 +106,20 @@ class _Reader:
                 self.blocks(child, out)  # w:sdt/w:sdtContent, w:customXml, mc:AlternateContent
 
     def paragraph(self, p: Any, out: list[Part]) -> None:
-        pformat = ParagraphFormat(p)
-        style = self.styles.get(p.pPr.style if p.pPr is not None else None, self.default_style)
-        own_break = pformat.page_break_before
-        # "Page break before" on the first paragraph of a document is a no-op in Word.
-        if (own_break or (own_break is None and style.break_before)) and self._any_text:
+        ppr = p.find(f"{W}pPr")
+        props = _Props.of(ppr)
+        style = self.styles.get(props.style, self.default_style)
+        break_before = props.break_before if props.break_before is not None else style.break_before
+        if break_before and self._any_text:  # on a document's first paragraph: a no-op in Word
             self.hard_break()
         page_at_text, text, boxes = self.runs(p)
-        level = _outline_level(p.pPr) if p.pPr is not None else None
-        numbered = _numbered(p.pPr) if p.pPr is not None else None
-        kind: ElementKind = "paragraph"
-        if level is None:
-            level = style.level
-        if level is None and (numbered or (numbered is None and style.numbered)):
-            kind = "list"
+        level = props.level if props.level is not None else style.level
+        numbered = props.numbered if props.numbered is not None else style.numbered
+        kind: ElementKind = "list" if numbered and level is None else "paragraph"
         out.append(Part(kind, text, page_at_text or self.page, level))
         for box in boxes:
             self.blocks(box, out)
-        sect = p.pPr.find(f"{W}sectPr") if p.pPr is not None else None
+        sect = ppr.find(f"{W}sectPr") if ppr is not None else None
         if sect is not None and self.next_section_type.get(sect, "nextPage") != "continuous":
             self.hard_break()
 
@@ -203,20 +198,40 @@ def _wrapped(parent: Any, tag: str):
             yield from _wrapped(child, tag)
 
 
-def _outline_level(ppr: Any) -> int | None:
-    """Heading level from ``w:outlineLvl`` (0-8; 9 is body text); python-docx does not model
-    it."""
-    el = ppr.find(f"{W}outlineLvl")
-    val = el.get(f"{W}val", "") if el is not None else ""
-    return int(val) + 1 if val.isdigit() and int(val) < 9 else None
+@dataclass(frozen=True)
+class _Props:
+    """What a paragraph's (or a style's) ``w:pPr`` says; None where it says nothing. Read
+    with lxml's ``find``: python-docx's typed accessors cost ~5 µs each on every paragraph,
+    and it does not model ``w:outlineLvl``."""
+
+    style: str | None = None
+    level: int | None = None  # from w:outlineLvl 0-8 (9 is body text)
+    numbered: bool | None = None  # numId 0 turns numbering off
+    break_before: bool | None = None
+
+    @classmethod
+    def of(cls, ppr: Any) -> _Props:
+        if ppr is None:
+            return _NO_PROPS
+        style = ppr.find(f"{W}pStyle")
+        outline = ppr.find(f"{W}outlineLvl")
+        num_id = ppr.find(f"{W}numPr/{W}numId")
+        before = ppr.find(f"{W}pageBreakBefore")
+        level = outline.get(f"{W}val", "") if outline is not None else ""
+        return cls(
+            style.get(f"{W}val") if style is not None else None,
+            int(level) + 1 if level.isdigit() and int(level) < 9 else None,
+            num_id.get(f"{W}val", "0").strip() not in ("0", "") if num_id is not None else None,
+            _on(before) if before is not None else None,
+        )
 
 
-def _numbered(ppr: Any) -> bool | None:
-    """True/False when the paragraph properties turn numbering on/off (numId 0 is off)."""
-    numpr = ppr.numPr
-    if numpr is None or numpr.numId is None:
-        return None
-    return numpr.numId.val != 0
+_NO_PROPS = _Props()
+
+
+def _on(el: Any) -> bool:
+    """An OOXML on/off property: present means on unless its val says off."""
+    return el.get(f"{W}val", "true").lower() not in ("0", "false", "off")
 
 
 def _read_styles(root: Any) -> tuple[dict[str, _Style], _Style]:
@@ -233,12 +248,10 @@ def _read_styles(root: Any) -> tuple[dict[str, _Style], _Style]:
         current: Any = style
         while current is not None and current.style_id not in seen:  # the basedOn chain
             seen.add(current.style_id)
-            ppr = current.element.pPr
-            if ppr is not None:
-                level = level if level is not None else _outline_level(ppr)
-                numbered = numbered if numbered is not None else _numbered(ppr)
-                if break_before is None:
-                    break_before = ParagraphFormat(current.element).page_break_before
+            props = _Props.of(current.element.find(f"{W}pPr"))
+            level = level if level is not None else props.level
+            numbered = numbered if numbered is not None else props.numbered
+            break_before = break_before if break_before is not None else props.break_before
             if level is None:
                 level = _level_by_name(current.name or "")
             current = current.base_style

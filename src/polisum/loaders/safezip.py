@@ -4,8 +4,8 @@ A small file can still cost gigabytes or minutes; each way is stopped here:
 
 * **a zip directory that under-states a member's size.** ``ZipFile.read`` inflates up to 2 GiB
   in one call and only then cuts the output to the declared size. :func:`read_member` reads in
-  chunks against a ceiling one byte above the declared size, so a member that yields more than
-  it declares fails as soon as that byte comes out.
+  chunks against a ceiling above the declared size, so a member that yields more than it
+  declares fails in the chunk that crosses it.
 * **a member that inflates far beyond its compressed size** (a zip bomb): past a grace size, a
   member may not inflate more than :data:`MAX_INFLATE_RATIO` times its compressed size, the rule
   of Apache POI's ``ZipSecureFile`` (same 100:1 limit), checked while streaming. Only stored and
@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,41 +89,58 @@ def read_member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
         info = archive.getinfo(name)
     except KeyError as exc:
         raise LoadError(path, f"zip archive without {name}") from exc
+    out = bytearray()
+    for chunk in _chunks(archive, info, limit):
+        out += chunk
+    return bytes(out)
+
+
+def check_members(archive: zipfile.ZipFile, limit: int = MAX_UNPACKED_BYTES) -> None:
+    """Stream every member through :func:`read_member`'s checks without keeping it, so that a
+    library reading the archive afterwards (python-pptx, openpyxl, ...) gets no more out of a
+    member than its directory declares: :func:`open_ooxml` has bounded those sizes' sum."""
+    for info in archive.infolist():
+        if not info.is_dir():
+            for _ in _chunks(archive, info, limit):
+                pass
+
+
+def _chunks(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> Iterator[bytes]:
+    path, name = Path(archive.filename or "<zip>"), info.filename
     if info.compress_type not in _ALLOWED_METHODS:
         raise LoadError(
             path, f"{name} uses zip compression method {info.compress_type}: only deflate is read"
         )
     if info.file_size > limit:
         raise LoadError(path, f"{name} unpacks to {_mib(info.file_size)} (limit {_mib(limit)})")
-    # zipfile stops its output at the declared size; declaring one byte more lets the byte
-    # past the real declaration come out, which is how an under-stated size shows.
+    # zipfile stops its output at the declared size (and then checks the CRC). Declaring one
+    # read more lets what lies past the declaration come out, which is how an under-stated
+    # size shows: the read that crosses the declared size cannot reach this ceiling.
     ceiling = copy.copy(info)
-    ceiling.file_size = info.file_size + 1
+    ceiling.file_size = info.file_size + READ_CHUNK + 1
     ratio_cap = max(INFLATE_RATIO_GRACE_BYTES, MAX_INFLATE_RATIO * info.compress_size)
-    out = bytearray()
+    total = 0
     try:
         with archive.open(ceiling) as fh:
             while chunk := fh.read(READ_CHUNK):
-                out += chunk
-                if len(out) > info.file_size:
+                total += len(chunk)
+                if total > info.file_size:
                     raise LoadError(
                         path,
                         f"{name} is larger than its declared size ({_mib(info.file_size)}): "
                         "a damaged or hostile file",
                     )
-                if len(out) > ratio_cap:
+                if total > ratio_cap:
                     raise LoadError(
                         path,
                         f"{name} inflates more than {MAX_INFLATE_RATIO}:1 "
                         f"({_mib(info.compress_size)} compressed): refusing a possible zip bomb",
                     )
-    except LoadError:
-        raise
+                yield chunk
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
         raise LoadError(path, f"damaged zip member {name} ({one_line(exc)})") from exc
     except RuntimeError as exc:  # zipfile: "File ... is encrypted, password required"
         raise LoadError(path, f"encrypted zip member {name}: remove the password") from exc
-    return bytes(out)
 
 
 def parse_xml(
