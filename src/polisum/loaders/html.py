@@ -177,8 +177,11 @@ class _TreeReader:
             self._buf.append(text if self._in_pre else _SPACE.sub(" ", text))
 
     def _flush(self, kind: ElementKind | None = None) -> None:
-        lines = (clean_inline(line) for line in "".join(self._buf).split("\n"))
-        text = "\n".join(line for line in lines if line)
+        if kind == "code":  # <pre>: spaces and blank lines are the content
+            text = "\n".join(line.rstrip() for line in "".join(self._buf).split("\n")).strip("\n")
+        else:
+            lines = (clean_inline(line) for line in "".join(self._buf).split("\n"))
+            text = "\n".join(line for line in lines if line)
         self._buf = []
         if text:
             kind = kind or ("list" if self._in_list > 0 else "paragraph")

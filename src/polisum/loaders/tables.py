@@ -22,10 +22,12 @@ INLINE_CELL_SEP = "; "
 INLINE_ROW_SEP = " / "
 # Text longer than this in a cell spanning rows is written once, not copied into every row.
 MAX_COPIED_SPAN_CHARS = 80
-# HTML clamps colspan to 1000 and rowspan to 65534; hostile values are cut much shorter here,
-# and a table stops padding spans once its grid has this many positions.
+# HTML clamps colspan to 1000 and rowspan to 65534; hostile values are cut much shorter here.
+# Spans can still make a grid far larger than the table's markup (a cell spanning every row
+# below, in every row, is quadratic): once a grid holds GRID_CELLS_PER_CELL positions per cell
+# of the table (plus a little), its remaining spans are ignored.
 MAX_COLSPAN = 100
-MAX_GRID_CELLS = 200_000
+GRID_CELLS_PER_CELL = 8
 
 Row = Sequence[str | None]
 
@@ -83,11 +85,12 @@ def span_grid(rows: Sequence[Sequence[tuple[str, int, int]]]) -> list[list[str |
     :func:`rows_to_text`. A rowspan of 0 runs to the end of the table, as in HTML."""
     grid: list[list[str | None]] = []
     below: dict[int, tuple[str | None, int]] = {}  # column → (text shown, rows still covered)
-    budget = MAX_GRID_CELLS
+    budget = GRID_CELLS_PER_CELL * sum(len(cells) for cells in rows) + 64
     for index, cells in enumerate(rows):
         row: list[str | None] = []
         rows_left = len(rows) - index
-
+        if budget <= 0:
+            below.clear()
         for text, colspan, rowspan in cells:
             _take_covered(row, below)
             col = len(row)
@@ -95,7 +98,7 @@ def span_grid(rows: Sequence[Sequence[tuple[str, int, int]]]) -> list[list[str |
             row.append(text)
             row.extend([None] * (span - 1))
             down = rows_left if rowspan <= 0 else min(rowspan, rows_left)
-            for c in range(col, col + span) if down > 1 else ():
+            for c in range(col, col + span) if down > 1 and budget > 0 else ():
                 below[c] = (copied_down(text) if c == col else None, down - 1)
         while below and max(below) >= len(row):  # spans from above past this row's last cell
             if len(row) in below:
