@@ -169,11 +169,9 @@ class _Reader:
             row: list[str | None] = [""] * tr.grid_before
             for tc in _wrapped(tr, f"{W}tc"):
                 col = len(row)
-                if tc.vMerge == "continue" and grid:
-                    above = grid[-1][col] if col < len(grid[-1]) else None
-                    text: str | None = copied_down(above)
-                else:
-                    text = self.cell_text(tc)
+                text: str | None = self.cell_text(tc)
+                if not text and tc.vMerge == "continue" and grid:  # Word leaves these empty
+                    text = copied_down(grid[-1][col] if col < len(grid[-1]) else None)
                 row.append(text)
                 row.extend([None] * (max(tc.grid_span, 1) - 1))
             grid.append(row)
