@@ -4,9 +4,9 @@
 
 Default documents: ../shared/data/docs_en, docs_ko and docs_hwp. PDFs are reported in pages/s
 (PDF pages), every format in files/s. One-time costs are paid before timing and shown apart:
-importing unstructured + spaCy (DOCX/HTML) and loading Kiwi, which the Korean PDF line-join
-repair uses (the chunker loads it anyway). Each file is parsed ``--repeat`` times; the best
-run counts, as for timeit.
+imports (unstructured + spaCy for the formats of the polisum[unstructured] extra) and loading
+Kiwi, which the Korean PDF line-join repair uses (the chunker loads it anyway). Each file is
+parsed ``--repeat`` times; the best run counts, as for timeit.
 """
 
 from __future__ import annotations

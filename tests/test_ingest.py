@@ -111,7 +111,7 @@ def test_no_prune_keeps_deleted_files_and_other_roots_are_never_pruned(tmp_path:
 def test_failed_files_are_reported_and_others_ingested(docs: Path, index_dir: Path):
     (docs / "empty.txt").write_bytes(b"")
     (docs / "junk.md").write_bytes(bytes(range(256)) * 10)
-    (docs / "slides.pptx").write_bytes(b"PK not a format polisum reads")  # ignored type
+    (docs / "slides.key").write_bytes(b"PK not a format polisum reads")  # ignored type
     with polisum.Index.open(index_dir) as idx:
         report = idx.ingest(docs)
         assert report.new == 2 and report.failed == 2 and report.ignored == 1

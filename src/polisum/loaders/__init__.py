@@ -10,6 +10,7 @@ from polisum.loaders.html import HtmlLoader
 from polisum.loaders.hwp import HwpLoader
 from polisum.loaders.hwpx import HwpxLoader
 from polisum.loaders.ocr import OcrError, TesseractOCR, load_ocr
+from polisum.loaders.office import UnstructuredLoader
 from polisum.loaders.pdf import PdfLoader
 from polisum.loaders.text import MarkdownLoader, TextLoader, decode_text
 from polisum.types import Document
@@ -28,6 +29,7 @@ __all__ = [
     "PdfLoader",
     "TesseractOCR",
     "TextLoader",
+    "UnstructuredLoader",
     "check_readable",
     "decode_text",
     "default_registry",
@@ -65,8 +67,8 @@ def default_registry(
     max_bytes: int = DEFAULT_MAX_BYTES, ocr: TesseractOCR | None = None
 ) -> LoaderRegistry:
     """Every format polisum reads; ``ocr`` reads scanned PDF pages (see ``load_ocr``).
-    Markdown keeps its own loader (markdown-it, exact source offsets) rather than
-    unstructured's, which converts to HTML first and loses them."""
+    PPTX, XLSX, ODT, RTF, EPUB, EML and MSG need the ``polisum[unstructured]`` extra; without
+    it they fail with that reason instead of being skipped."""
     return LoaderRegistry(
         [
             TextLoader(max_bytes),
@@ -76,5 +78,6 @@ def default_registry(
             HtmlLoader(max_bytes),
             HwpLoader(max_bytes),
             HwpxLoader(max_bytes),
+            UnstructuredLoader(max_bytes),
         ]
     )

@@ -1,4 +1,4 @@
-"""unstructured, made to run offline, and its elements turned into polisum blocks.
+"""unstructured, made to run offline, and its elements turned into polisum parts.
 
 unstructured 0.27 reaches the network twice on a fresh machine:
 
@@ -8,8 +8,10 @@ unstructured 0.27 reaches the network twice on a fresh machine:
 * the first partition call downloads the spaCy model ``en_core_web_sm`` from GitHub (it is not
   on PyPI) and fails without network.
 
-The partitioners polisum uses (DOCX, HTML) take headings, lists and tables from the markup
-(Word paragraph styles, ``<h1>``–``<h6>``, ``<li>``, ``<table>``). spaCy only serves the text
+unstructured is the optional extra ``polisum[unstructured]`` (see ``polisum.loaders.office``)
+for the formats polisum has no reader of its own for. Those partitioners take headings, lists
+and tables from the markup (slide titles, Word paragraph styles of the DOCX that pandoc makes
+of an ODT, ``<h1>``–``<h6>`` of the HTML it makes of RTF and EPUB). spaCy only serves the text
 heuristics that label an unstyled paragraph ``NarrativeText`` rather than ``Text``: a
 difference polisum ignores, since both become paragraphs. So instead of a 13 MB model we give
 unstructured spaCy's rule-based English pipeline (tokenizer + sentencizer, part of spaCy
@@ -21,16 +23,12 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from polisum.loaders.structure import (
-    Block,
-    SectionPath,
-    guess_caps_heading_level,
-    guess_heading_level,
-)
+from polisum.loaders.structure import Part
 from polisum.loaders.tables import html_table_rows, rows_to_text
+from polisum.types import ElementKind
 
 _lock = threading.Lock()
 _ready = False
@@ -94,57 +92,35 @@ def table_text(element: Any) -> str:
     return element.text
 
 
-def elements_to_blocks(elements: Iterable[Any], *, pages: bool) -> list[Block]:
-    """unstructured elements → blocks: Titles set the section path (by ``category_depth``),
-    consecutive list items form one list block, tables become " | " rows.
-
-    A file with no heading markup at all (common: Word files formatted by hand) gets its
-    sections from numbered or ALL-CAPS short lines instead (see ``structure``)."""
-    elements = list(elements)
-    guess = not any(el.category == "Title" for el in elements)
-    sections = SectionPath()
-    blocks: list[Block] = []
-    list_items: list[str] = []
-    list_page: int | None = None
-
-    def flush_list() -> None:
-        nonlocal list_items
-        if list_items:
-            blocks.append(Block("\n".join(list_items), "list", sections.path, list_page))
-            list_items = []
-
+def elements_to_parts(
+    elements: Iterable[Any],
+    *,
+    pages: bool,
+    unit: Callable[[Any], str | None] | None = None,
+    titles: bool = True,
+) -> list[Part]:
+    """unstructured elements → parts for :func:`~polisum.loaders.structure.sectioned_blocks`:
+    Titles are headings by ``category_depth``, list items lists, tables " | " rows.
+    ``unit`` names the slide or sheet an element is on; each new one starts a section.
+    ``titles=False`` reads Titles as paragraphs (unstructured calls any short line a Title)."""
+    parts: list[Part] = []
+    current: str | None = None
     for el in elements:
         category = el.category
         if category in _SKIP:
             continue
         page = el.metadata.page_number if pages else None
-        if category in _LIST:
-            text = el.text.strip()
-            if text:
-                if list_items and page != list_page:
-                    flush_list()
-                list_page = page
-                list_items.append(text)
-            continue
-        flush_list()
-        if category == "Title":
-            depth = el.metadata.category_depth or 0
-            sections.push(depth + 1, el.text)
-            blocks.append(Block(el.text, "heading", sections.path, page))
+        name = unit(el) if unit else None
+        if name and name != current:
+            parts.append(Part("paragraph", "", page, starts=name))
+            current = name
+        if category == "Title" and titles:
+            parts.append(Part("paragraph", el.text, page, (el.metadata.category_depth or 0) + 1))
         elif category == "Table":
-            blocks.append(Block(table_text(el), "table", sections.path, page))
-        elif category in _CODE:
-            blocks.append(Block(el.text, "code", sections.path, page))
+            parts.append(Part("table", table_text(el), page))
         else:
-            level = (
-                (guess_heading_level(el.text) or guess_caps_heading_level(el.text))
-                if guess
-                else None
+            kind: ElementKind = (
+                "list" if category in _LIST else "code" if category in _CODE else "paragraph"
             )
-            if level:
-                sections.push(level, el.text)
-                blocks.append(Block(el.text, "heading", sections.path, page))
-            else:
-                blocks.append(Block(el.text, "paragraph", sections.path, page))
-    flush_list()
-    return blocks
+            parts.append(Part(kind, el.text, page))
+    return parts

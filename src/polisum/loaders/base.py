@@ -21,6 +21,12 @@ class LoadError(Exception):
         super().__init__(f"{self.path}: {reason}")
 
 
+def one_line(exc: BaseException, limit: int = 120) -> str:
+    """An exception as a short single line for a LoadError reason."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 @runtime_checkable
 class Loader(Protocol):
     """Turns one file into a :class:`Document` of elements in reading order.

@@ -26,6 +26,48 @@ class Block:
     page: int | None = None
 
 
+@dataclass
+class Part:
+    """A paragraph, list item or table as a markup reader (DOCX, HTML) found it, before
+    sections are assigned by :func:`sectioned_blocks`."""
+
+    kind: ElementKind
+    text: str
+    page: int | None = None
+    level: int | None = None  # heading level from the markup (Word styles, <h1>-<h6>)
+    rows: list[list[str | None]] | None = None  # a table's grid, to write it inline in a cell
+    starts: str | None = None  # a new top-level unit (a slide, a sheet) of this name starts here
+
+
+def sectioned_blocks(parts: list[Part]) -> list[Block]:
+    """Parts → blocks with section paths. Headings come from the markup's levels; a file with
+    none (Word files formatted by hand, pages without <h1>-<h6>) gets them guessed from numbered
+    or ALL-CAPS short lines. Consecutive list items on one page form one list block."""
+    guess = not any(part.level for part in parts)
+    sections = SectionPath()
+    blocks: list[Block] = []
+    for part in parts:
+        if part.starts is not None:
+            sections.reset(part.starts)
+        text = part.text.strip()
+        if not text:
+            continue
+        level = part.level
+        if guess and part.kind == "paragraph":
+            level = guess_heading_level(part.text) or guess_caps_heading_level(part.text)
+        if level and part.kind != "table":
+            sections.push(level, text)
+            blocks.append(Block(text, "heading", sections.path, part.page))
+        elif part.kind == "list" and blocks and blocks[-1].kind == "list":
+            if blocks[-1].page == part.page:
+                blocks[-1].text += "\n" + text
+            else:
+                blocks.append(Block(text, "list", sections.path, part.page))
+        else:
+            blocks.append(Block(text, part.kind, sections.path, part.page))
+    return blocks
+
+
 def clean_inline(text: str) -> str:
     """One line of running text: runs of spaces/tabs (incl. NBSP, ideographic space) → one space."""
     return _WS.sub(" ", text).strip()
@@ -57,6 +99,14 @@ class SectionPath:
 
     def __init__(self) -> None:
         self._stack: list[tuple[int, str]] = []
+        self._path: str | None = None  # asked for once per block: kept, not joined each time
+
+    def reset(self, root: str | None = None) -> None:
+        """Start over, under ``root`` (level 0) if given."""
+        self._stack = []
+        self._path = None
+        if root:
+            self.push(0, root)
 
     def push(self, level: int, title: str) -> None:
         title = clean_inline(title)
@@ -65,10 +115,11 @@ class SectionPath:
         while self._stack and self._stack[-1][0] >= level:
             self._stack.pop()
         self._stack.append((level, title[:120]))
+        self._path = " > ".join(t for _, t in self._stack)
 
     @property
     def path(self) -> str | None:
-        return " > ".join(t for _, t in self._stack) or None
+        return self._path
 
 
 # Korean government documents (HWP/HWPX, and PDFs made from them) rarely use heading styles:
@@ -107,10 +158,10 @@ def guess_heading_level(text: str) -> int | None:
     "제1장 총칙" / "Ⅰ. 개요" → 1; "1. 추진 배경" → 2; "2.1 자료형" → 3; "2.1.3 ..." → 4.
     Long lines and lines that end like a sentence are body text, not headings.
     """
-    if _TOC_LINE.search(text):
-        return None
     line = clean_inline(text)
     if not line or len(line) > MAX_HEADING_CHARS or "\n" in text.strip():
+        return None
+    if _TOC_LINE.search(text):
         return None
     if _SENTENCE_END.search(line) and not _ROMAN.match(line) and not _CHAPTER.match(line):
         return None

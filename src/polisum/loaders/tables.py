@@ -1,26 +1,51 @@
-"""Tables → text a reader can follow: one line per row, cells separated by " | "."""
+"""Tables → text a reader can follow: one line per row, cells separated by " | ".
+
+Merged cells: a cell that spans columns is written once, and the grid positions it covers hold
+``None`` (see :func:`rows_to_text`); a cell that spans rows is copied into the rows below when
+it is a short label (:func:`copied_down`), so each row reads on its own ("Seoul | Gangnam | 12",
+"Seoul | Mapo | 9").
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
+from lxml import etree
 from lxml import html as lxml_html
 
 from polisum.loaders.structure import clean_inline
 
 CELL_SEP = " | "
+# A table inside a table cell is written on one line: its cells joined by "; ", rows by " / ".
+INLINE_CELL_SEP = "; "
+INLINE_ROW_SEP = " / "
+# Text longer than this in a cell spanning rows is written once, not copied into every row.
+MAX_COPIED_SPAN_CHARS = 80
+# HTML clamps colspan to 1000 and rowspan to 65534; hostile values are cut much shorter here.
+# Spans can still make a grid far larger than the table's markup (a cell spanning every row
+# below, in every row, is quadratic): once a grid holds GRID_CELLS_PER_CELL positions per cell
+# of the table (plus a little), its remaining spans are ignored.
+MAX_COLSPAN = 100
+GRID_CELLS_PER_CELL = 8
+
+Row = Sequence[str | None]
 
 
-def rows_to_text(rows: Iterable[Iterable[str]]) -> str:
-    """Rows of cell texts → "a | b | c" lines. Whitespace inside a cell collapses to one space,
-    columns empty in every row (spacer columns in HTML layouts) and empty rows are dropped, and
-    a row that merely repeats the previous one (a rowspan copied down) is kept once."""
-    table = [[clean_inline(c.replace("\n", " ")) for c in row] for row in rows]
+def rows_to_text(rows: Iterable[Row]) -> str:
+    """Rows of cell texts → "a | b | c" lines. ``None`` marks a grid position covered by the
+    cell to its left (a column span): it counts as a column but is not written. Whitespace
+    inside a cell collapses to one space, columns empty in every row (spacer columns in HTML
+    layouts) and empty rows are dropped, and a row that merely repeats the previous one (a
+    rowspan copied down) is kept once."""
+    table = [
+        [None if c is None else clean_inline(c.replace("\n", " ")) for c in row] for row in rows
+    ]
     width = max((len(r) for r in table), default=0)
     used = [any(c < len(r) and r[c] for r in table) for c in range(width)]
     lines: list[str] = []
     for row in table:
-        cells = [cell for c, cell in enumerate(row) if used[c]]
+        cells = [cell for c, cell in enumerate(row) if used[c] and cell is not None]
         while cells and not cells[-1]:
             cells.pop()
         if not any(cells):
@@ -29,6 +54,17 @@ def rows_to_text(rows: Iterable[Iterable[str]]) -> str:
         if not lines or lines[-1] != line:
             lines.append(line)
     return "\n".join(lines)
+
+
+def inline_table_text(rows: Iterable[Row]) -> str:
+    """A nested table on one line, for the text of the cell that holds it."""
+    text = rows_to_text(rows)
+    return text.replace(CELL_SEP, INLINE_CELL_SEP).replace("\n", INLINE_ROW_SEP)
+
+
+def copied_down(text: str | None) -> str:
+    """What a cell spanning rows shows in the rows below its first: short labels repeat."""
+    return text if text and len(text) <= MAX_COPIED_SPAN_CHARS else ""
 
 
 def grid_rows(cells: Iterable[tuple[int, int, str]]) -> list[list[str]]:
@@ -43,13 +79,86 @@ def grid_rows(cells: Iterable[tuple[int, int, str]]) -> list[list[str]]:
     return out
 
 
-def html_table_rows(table_html: str) -> list[list[str]]:
-    """Rows of an HTML ``<table>`` (as unstructured's ``text_as_html`` gives it)."""
+def span_grid(rows: Sequence[Sequence[tuple[str, int, int]]]) -> list[list[str | None]]:
+    """Rows of (text, colspan, rowspan) cells, placed as the HTML table model places them:
+    a cell goes to the first column not taken by a rowspan from above. Returns the grid for
+    :func:`rows_to_text`. A rowspan of 0 runs to the end of the table, as in HTML."""
+    grid: list[list[str | None]] = []
+    below: dict[int, tuple[str | None, int]] = {}  # column → (text shown, rows still covered)
+    budget = GRID_CELLS_PER_CELL * sum(len(cells) for cells in rows) + 64
+    for index, cells in enumerate(rows):
+        row: list[str | None] = []
+        rows_left = len(rows) - index
+        if budget <= 0:
+            below.clear()
+        for text, colspan, rowspan in cells:
+            _take_covered(row, below)
+            col = len(row)
+            span = min(max(colspan, 1), MAX_COLSPAN) if budget > 0 else 1
+            row.append(text)
+            row.extend([None] * (span - 1))
+            down = rows_left if rowspan <= 0 else min(rowspan, rows_left)
+            for c in range(col, col + span) if down > 1 and budget > 0 else ():
+                below[c] = (copied_down(text) if c == col else None, down - 1)
+        while below and max(below) >= len(row):  # spans from above past this row's last cell
+            if len(row) in below:
+                _take_covered(row, below)
+            else:
+                row.append("")
+        budget -= len(row)
+        grid.append(row)
+    return grid
+
+
+def _take_covered(row: list[str | None], below: dict[int, tuple[str | None, int]]) -> None:
+    """Fill the row's next positions held by cells spanning down from rows above."""
+    while len(row) in below:
+        text, left = below.pop(len(row))
+        row.append(text)
+        if left > 1:
+            below[len(row) - 1] = (text, left - 1)
+
+
+def html_table_grid(
+    table: Any, cell_text: Callable[[Any], str] | None = None
+) -> list[list[str | None]]:
+    """The grid of an lxml HTML ``<table>``: its own rows (``tr`` directly under it or under
+    ``thead``/``tbody``/``tfoot``), not those of tables nested in its cells. ``cell_text``
+    turns a ``td``/``th`` into text (default: all text inside it)."""
+    text_of = cell_text or _string
+    rows = []
+    for tr in own_rows(table):
+        cells = []
+        for cell in tr.iterchildren("td", "th"):
+            cells.append((text_of(cell), _span(cell.get("colspan")), _span(cell.get("rowspan"))))
+        rows.append(cells)
+    return span_grid(rows)
+
+
+def own_rows(table: Any):
+    """A table's own ``tr`` rows, not those of tables nested in its cells."""
+    for child in table.iterchildren("tr", "thead", "tbody", "tfoot"):
+        if child.tag == "tr":
+            yield child
+        else:
+            yield from child.iterchildren("tr")
+
+
+def _span(value: str | None) -> int:
+    try:
+        return int(value.strip()) if value else 1
+    except ValueError:
+        return 1
+
+
+_string = etree.XPath("string()")
+
+
+def html_table_rows(table_html: str) -> list[list[str | None]]:
+    """Rows of an HTML ``<table>`` given as markup (unstructured's ``text_as_html``)."""
     try:
         root = lxml_html.fragment_fromstring(table_html, create_parent="div")
     except Exception:  # malformed markup: the caller falls back to the flat text
         return []
-    rows = []
-    for tr in root.iter("tr"):
-        rows.append([cell.text_content() for cell in tr if cell.tag in ("td", "th")])
-    return rows
+    table = root.find(".//table")
+    return html_table_grid(table) if table is not None else []
