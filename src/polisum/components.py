@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from polisum.generate import Generator
     from polisum.index.backend import IndexBackend
     from polisum.index.store import MetadataStore
+    from polisum.ingest.engine import Engine
     from polisum.rerank import Reranker
     from polisum.summarize import Summarizer
 
@@ -178,6 +179,18 @@ class Components:
         name = self.recorded.get("embedder") or self.embedder.name
         dim = int(self.recorded.get("embedder_dim") or self.embedder.dim)
         return LocalBackend(folder, store, name, dim, self.config.vector_index)
+
+    def open_engine(self) -> Engine:
+        """Where the ingest's stages run: this machine, files parsed in worker processes under
+        the configured per-file limits."""
+        from polisum.ingest.engine import LocalEngine
+        from polisum.ingest.workers import ParseLimits
+
+        c = self.config
+        limits = ParseLimits.auto(
+            c.parse_workers, timeout_s=c.parse_timeout, memory_mb=c.parse_memory_mb
+        )
+        return LocalEngine(limits)
 
     # -- models (loaded on first use) -------------------------------------------------------------
     @cached_property

@@ -104,6 +104,11 @@ class Config(BaseModel):
     min_chars: int = Field(120, ge=0)
     max_chars: int = Field(1200, ge=1)
     max_file_mb: int = Field(200, ge=1)
+    # Files are parsed in worker processes, each file under a wall-clock limit and a memory cap
+    # (polisum.ingest.workers). None: one worker per core, up to 4; 0: in this process, no limits.
+    parse_workers: int | None = Field(None, ge=0)
+    parse_timeout: float = Field(300.0, gt=0)  # seconds per file
+    parse_memory_mb: int = Field(2048, ge=64)  # per file, beyond a worker's own footprint
     k: int = Field(5, ge=1)
     candidates: int = Field(100, ge=1)
     weights: FusionWeights = Field(default_factory=FusionWeights)

@@ -35,6 +35,11 @@ def _kiwi() -> Kiwi:
     return Kiwi()
 
 
+def warm_kiwi() -> None:
+    """Load Kiwi's model now (about a second), without analysing anything."""
+    _kiwi()
+
+
 def kiwi_tokens(text: str) -> list[Token]:
     """Kiwi's morphemes of ``text`` (form, tag, offsets)."""
     with _lock:

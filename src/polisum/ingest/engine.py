@@ -23,6 +23,7 @@ from polisum.ingest.stages import (
     summarize_texts,
     terms_of,
 )
+from polisum.ingest.workers import ParseLimits, WorkerPool
 from polisum.summarize import Summarizer, SummaryResult
 
 SUMMARY_BATCH = 32
@@ -32,6 +33,11 @@ TERMS_BATCH = 512
 
 class Engine(Protocol):
     name: str
+
+    def prepare(self, settings: ParseSettings, jobs: int) -> None:
+        """``jobs`` files will be parsed with ``settings``: start what that needs (workers
+        load while the driver does other work). May do nothing."""
+        ...
 
     def parse(self, settings: ParseSettings, jobs: Sequence[FileJob]) -> Iterator[ParsedFile]:
         """Every job's result, in any order, as each finishes."""
@@ -60,13 +66,31 @@ def batched(items: Sequence, size: int) -> Iterator[Sequence]:
 
 
 class LocalEngine:
-    """Everything in this process, models loaded once."""
+    """This machine: files parsed in worker processes under per-file limits (see
+    polisum.ingest.workers), models in this process, loaded once."""
 
     name = "local"
 
+    def __init__(self, limits: ParseLimits | None = None) -> None:
+        self.limits = limits or ParseLimits.auto()
+        self._pool: WorkerPool | None = None
+
+    def prepare(self, settings: ParseSettings, jobs: int) -> None:
+        if self.limits.workers and jobs:
+            self._workers(settings).prepare(jobs)
+
     def parse(self, settings: ParseSettings, jobs: Sequence[FileJob]) -> Iterator[ParsedFile]:
-        for job in jobs:
-            yield parse_file(settings, job)
+        if self.limits.workers == 0:
+            for job in jobs:
+                yield parse_file(settings, job)
+            return
+        yield from self._workers(settings).parse(jobs)
+
+    def _workers(self, settings: ParseSettings) -> WorkerPool:
+        if self._pool is None or self._pool.settings != settings:
+            self.close()
+            self._pool = WorkerPool(settings, self.limits)
+        return self._pool
 
     def summarize(
         self, summarizer: Summarizer, texts: Sequence[str]
@@ -85,4 +109,6 @@ class LocalEngine:
             yield terms_of(list(batch))
 
     def close(self) -> None:
-        pass
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None

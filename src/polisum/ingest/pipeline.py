@@ -136,6 +136,10 @@ class Ingestor:
         }
         stages["scan"].add_total(len(found.files))
         todo = self._select(found, known, force, retry_failed, report, stages["scan"])
+        to_parse = sum(t.error is None for t in todo)
+        self.engine.prepare(self.settings, to_parse)
+        if to_parse:
+            self.components.embedder  # noqa: B018 - load the model while the workers start
         seen = {t.job.source for t in todo} | {
             source_name(f, self.project_root) for f in found.files
         }

@@ -52,6 +52,9 @@ def _registry(max_bytes: int, ocr: str, languages: str) -> LoaderRegistry:
     return default_registry(max_bytes, load_ocr(ocr, languages))
 
 
+MEMORY_ERROR = "ran out of memory reading the file"
+
+
 @dataclass(frozen=True)
 class FileJob:
     path: Path
@@ -79,7 +82,7 @@ def parse_file(settings: ParseSettings, job: FileJob) -> ParsedFile:
     except LoadError as exc:
         return ParsedFile(job.path, job.source, error=exc.reason)
     except MemoryError:
-        return ParsedFile(job.path, job.source, error="ran out of memory reading the file")
+        return ParsedFile(job.path, job.source, error=MEMORY_ERROR)
     except Exception as exc:  # a loader bug must not stop the other files
         return ParsedFile(job.path, job.source, error=f"unexpected {type(exc).__name__}: {exc}")
     metadata = {k: v for k, v in document.metadata.items() if _jsonable(v)}
