@@ -19,13 +19,13 @@ HH_NS = "http://www.hancom.co.kr/hwpml/2011/head"
 # ---------------------------------------------------------------------------------------- HWPX
 
 
-def hwpx(section_body: str) -> bytes:
+def hwpx(section_body: str, header: str = f'<hh:head xmlns:hh="{HH_NS}"/>') -> bytes:
     """A minimal HWPX package whose one section holds ``section_body`` (hp: elements)."""
     section = (
         f'<?xml version="1.0" encoding="UTF-8"?>'
         f'<hs:sec xmlns:hs="{HS_NS}" xmlns:hp="{HP_NS}">{section_body}</hs:sec>'
     )
-    header = f'<?xml version="1.0" encoding="UTF-8"?><hh:head xmlns:hh="{HH_NS}"/>'
+    header = f'<?xml version="1.0" encoding="UTF-8"?>{header}'
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
         z.writestr("mimetype", "application/hwp+zip", compress_type=zipfile.ZIP_STORED)

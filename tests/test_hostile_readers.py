@@ -285,3 +285,16 @@ def test_heading_guess_on_long_whitespace_runs_is_instant():
     assert guess_heading_level("Ⅰ. 개요" + "\t" * 20_000 + "3") is None  # a contents line
     assert guess_heading_level("Ⅰ. 개요" + " " * 20_000) == 1
     assert time.perf_counter() - start < 1
+
+
+def test_hwpx_outline_level_that_is_not_a_number_is_no_outline(tmp_path: Path):
+    path = tmp_path / "outline.hwpx"
+    header = (
+        f'<hh:head xmlns:hh="{H.HH_NS}"><hh:paraPr id="7"><hh:heading type="OUTLINE" '
+        'level="one"/></hh:paraPr></hh:head>'
+    )
+    path.write_bytes(
+        H.hwpx('<hp:p paraPrIDRef="7"><hp:run><hp:t>본문</hp:t></hp:run></hp:p>', header)
+    )
+    doc = hwpx.HwpxLoader().load(path)
+    assert [(e.text, e.kind) for e in doc.elements] == [("본문", "paragraph")]

@@ -144,7 +144,9 @@ def _outline_levels(header: Any) -> dict[str, int]:
     for para_pr in header.iter(f"{HH}paraPr"):
         heading = para_pr.find(f".//{HH}heading")
         if heading is not None and heading.get("type") == "OUTLINE":
-            levels[para_pr.get("id", "")] = int(heading.get("level", "0") or 0) + 1
+            level = heading.get("level") or "0"
+            if level.isdigit() and len(level) < 3:  # 0-9 in the format; junk is no outline
+                levels[para_pr.get("id", "")] = int(level) + 1
     return levels
 
 
