@@ -298,3 +298,16 @@ def test_hwpx_outline_level_that_is_not_a_number_is_no_outline(tmp_path: Path):
     )
     doc = hwpx.HwpxLoader().load(path)
     assert [(e.text, e.kind) for e in doc.elements] == [("본문", "paragraph")]
+
+
+def test_hwpx_section_is_streamed_not_held_as_a_tree(tmp_path: Path):
+    # 25 MiB of section XML (line layout, as Hancom writes it): held as a tree it would take
+    # ~13 times that; streamed, memory holds one paragraph at a time.
+    segs = '<hp:lineseg vertpos="0" vertsize="1000" textheight="1000" baseline="850"/>' * 20
+    paragraph = (
+        f"<hp:p><hp:run><hp:t>문단</hp:t></hp:run><hp:linesegarray>{segs}</hp:linesegarray></hp:p>"
+    )
+    path = tmp_path / "long.hwpx"
+    path.write_bytes(H.hwpx(paragraph * 17_000))
+    out = load_bounded(path)
+    assert out["text"].count("문단") == 17_000

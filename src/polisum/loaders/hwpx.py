@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,8 @@ from polisum.types import Document
 
 HP = "{http://www.hancom.co.kr/hwpml/2011/paragraph}"
 HH = "{http://www.hancom.co.kr/hwpml/2011/head}"
-# One part's declared (and, by zipfile, enforced) unpacked size. Sections are streamed one
-# top-level paragraph at a time; header.xml is parsed as a tree (~13× its size in memory).
+# One part's declared (and, by zipfile, enforced) unpacked size. Parts are streamed (a section
+# one top-level paragraph at a time), so this bounds time; memory holds one paragraph.
 MAX_PART_BYTES = 128 * 1024 * 1024
 # All XML parts of a package together: a zip of many small, highly compressed sections cannot
 # make the reader inflate and parse gigabytes. The largest shared sample holds 1.8 MiB.
@@ -42,7 +43,6 @@ MAX_PACKAGE_XML_BYTES = 256 * 1024 * 1024
 MAX_NESTING = 16
 # XML hardening (no entities, no network; libxml2's default depth and text-node limits stay).
 _XML_OPTIONS = {"resolve_entities": False, "no_network": True, "remove_comments": True}
-_PARSER = etree.XMLParser(**_XML_OPTIONS)
 # Inline elements of hp:t that stand for characters.
 _INLINE = {f"{HP}tab": "\t", f"{HP}lineBreak": " ", f"{HP}fwSpace": " ", f"{HP}nbSpace": " "}
 _INLINE[f"{HP}hyphen"] = "-"
@@ -67,8 +67,7 @@ class HwpxLoader:
             if not names:
                 raise LoadError(path, "HWPX without Contents/section*.xml")
             _check_package_size(archive, ["Contents/header.xml", *names], path)
-            header = _parse_part(archive, "Contents/header.xml", path)
-            reader = _SectionReader(_outline_levels(header))
+            reader = _SectionReader(_outline_levels(archive, path))
             for name in names:
                 _read_section(archive, name, path, reader)
         metadata: dict[str, Any] = {"format": "hwpx", "pages": reader.page, "sections": len(names)}
@@ -88,9 +87,9 @@ def _section_names(archive: zipfile.ZipFile) -> list[str]:
     return names
 
 
-# The three functions below are this module's own zip/XML guards; they are meant to give way
-# to the shared safe-zip helpers once those exist (same checks: declared sizes, which zipfile
-# enforces while reading, and a parser without entities or network).
+# _check_package_size and _iter_part are this module's own zip/XML guards, meant to give way to
+# the shared safe-zip helpers once those exist (same checks: declared sizes, which zipfile
+# enforces while reading, and a streaming parser without entities or network).
 
 
 def _check_package_size(archive: zipfile.ZipFile, names: list[str], path: Path) -> None:
@@ -107,11 +106,13 @@ def _check_package_size(archive: zipfile.ZipFile, names: list[str], path: Path) 
         )
 
 
-def _parse_part(archive: zipfile.ZipFile, name: str, path: Path) -> Any:
-    """A whole part as a tree (header.xml: styles, read by id from anywhere in it)."""
+def _iter_part(archive: zipfile.ZipFile, name: str, path: Path, tag: str) -> Iterator[Any]:
+    """The ``tag`` elements of a part as their end tags arrive, streamed from the zip member
+    (zipfile stops at the declared size and checks the CRC); the caller clears what it read."""
     try:
         with archive.open(name) as fh:
-            return etree.fromstring(fh.read(MAX_PART_BYTES + 1), _PARSER)
+            for _, element in etree.iterparse(fh, events=("end",), tag=tag, **_XML_OPTIONS):
+                yield element
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise LoadError(path, f"damaged HWPX ({name}: {one_line(exc)})") from exc
     except etree.XMLSyntaxError as exc:
@@ -119,34 +120,29 @@ def _parse_part(archive: zipfile.ZipFile, name: str, path: Path) -> Any:
 
 
 def _read_section(archive: zipfile.ZipFile, name: str, path: Path, reader: _SectionReader) -> None:
-    """Stream a section: each top-level paragraph is read when its end tag arrives and then
-    dropped, so memory holds one paragraph (with its tables and boxes), not the section."""
+    """Each top-level paragraph is read when its end tag arrives and then dropped, so memory
+    holds one paragraph (with its tables and boxes), not the section."""
     reader.start_section()
-    try:
-        with archive.open(name) as fh:
-            for _, p in etree.iterparse(fh, events=("end",), tag=f"{HP}p", **_XML_OPTIONS):
-                parent = p.getparent()
-                if parent is None or parent.getparent() is not None:
-                    continue  # a nested paragraph: read with the top-level one holding it
-                reader.top_paragraph(p)
-                p.clear(keep_tail=True)
-                while p.getprevious() is not None:
-                    del parent[0]
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise LoadError(path, f"damaged HWPX ({name}: {one_line(exc)})") from exc
-    except etree.XMLSyntaxError as exc:
-        raise LoadError(path, f"damaged HWPX ({name} is not well-formed XML)") from exc
+    for p in _iter_part(archive, name, path, f"{HP}p"):
+        parent = p.getparent()
+        if parent is None or parent.getparent() is not None:
+            continue  # a nested paragraph: read with the top-level one holding it
+        reader.top_paragraph(p)
+        p.clear(keep_tail=True)
+        while p.getprevious() is not None:
+            del parent[0]
 
 
-def _outline_levels(header: Any) -> dict[str, int]:
+def _outline_levels(archive: zipfile.ZipFile, path: Path) -> dict[str, int]:
     """paraPr id → outline level (1-based) for paragraph shapes with outline numbering."""
     levels = {}
-    for para_pr in header.iter(f"{HH}paraPr"):
+    for para_pr in _iter_part(archive, "Contents/header.xml", path, f"{HH}paraPr"):
         heading = para_pr.find(f".//{HH}heading")
         if heading is not None and heading.get("type") == "OUTLINE":
             level = heading.get("level") or "0"
             if level.isdigit() and len(level) < 3:  # 0-9 in the format; junk is no outline
                 levels[para_pr.get("id", "")] = int(level) + 1
+        para_pr.clear()
     return levels
 
 
