@@ -30,6 +30,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from polisum.loaders.base import DEFAULT_MAX_BYTES, LoadError, check_readable
 from polisum.loaders.docx import one_line
@@ -58,11 +59,27 @@ _CHAR_CONTROLS = {0, 10, 13, 24, 25, 26, 27, 28, 29, 30, 31}
 _CONTROL_TEXT = {9: "\t", 10: "\n", 24: "-", 30: " ", 31: " "}
 # Controls whose content is not body text: headers/footers repeat on every page.
 _SKIP_CONTROLS = {"head", "foot", "tcmt", "pghd", "pgnp", "pgct", "nwno", "atno", "bokm"}
-# A section stream is inflated with this cap: memory stays bounded on hostile files.
-MAX_SECTION_BYTES = 256 * 1024 * 1024
+# Caps on what a file makes the reader inflate, hold and walk; each stops a zlib bomb or a
+# forged size field with a reason instead of a MemoryError. For scale: the largest stream in
+# the shared samples inflates to 0.8 MiB in 26,351 records, none over 1 KiB, 9 levels deep.
+# - One stream (a section, DocInfo) inflates to at most this: ~1,500 pages at the samples'
+#   density of ~20 KiB a page, 40 times the largest sample stream.
+MAX_SECTION_BYTES = 32 * 1024 * 1024
+# - All streams of a file together: many sections cannot add up to gigabytes.
+MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
+# - Records per stream, kept as a list (~100 bytes each): a stream of zero bytes is 4-byte
+#   empty records, 8 million in 32 MiB. Real streams hold one record per ~32 bytes, so this
+#   matches MAX_SECTION_BYTES.
+MAX_RECORDS = 1_000_000
+# - One record: a paragraph's text of 4 MiB is 2 million characters (a forged 64 MiB text
+#   record in a 29 KB file was then split into sentences for minutes).
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+# - Controls inside controls (a table in a text box in a table cell ...): the walk recurses per
+#   level, and the format allows 1,023 levels. Deeper controls are skipped and counted.
+MAX_NESTING = 16
 
 
-@dataclass
+@dataclass(slots=True)
 class _Record:
     tag: int
     level: int
@@ -117,31 +134,37 @@ class HwpLoader:
         )
         if not sections:
             raise LoadError(path, f"HWP file without {storage} sections")
+        budget = _Budget(path)
         docinfo = ole.openstream("DocInfo").read() if ole.exists("DocInfo") else b""
         if docinfo and flags & FLAG_COMPRESSED:
-            docinfo = _inflate(docinfo, path, "DocInfo")
-        reader = _BodyReader(_outline_levels(docinfo))
+            docinfo = budget.inflate(docinfo, "DocInfo")
+        reader = _BodyReader(_outline_levels(_read_records(docinfo, path, "DocInfo")))
         for entry in sections:
             raw = ole.openstream(entry).read()
             if distribution:
                 raw = _decrypt_distribution(raw, path)
-            data = _inflate(raw, path, entry[1]) if flags & FLAG_COMPRESSED else raw
-            reader.read_section(list(_records(data)))
-        metadata = {
+            data = budget.inflate(raw, entry[1]) if flags & FLAG_COMPRESSED else raw
+            reader.read_section(_read_records(data, path, entry[1]))
+        metadata: dict[str, Any] = {
             "format": "hwp",
             "hwp_version": ".".join(str(b) for b in version.to_bytes(4, "big")),
             "pages": reader.page,
             "distribution": distribution,
         }
+        if reader.skipped_nested:
+            metadata["warnings"] = [
+                f"{reader.skipped_nested} controls (text boxes, tables) nested deeper than "
+                f"{MAX_NESTING} levels were not read"
+            ]
         return build_document(path, reader.blocks, metadata, what="HWP")
 
 
-def _outline_levels(docinfo: bytes) -> dict[int, int]:
+def _outline_levels(docinfo: list[_Record]) -> dict[int, int]:
     """Paragraph-shape id → outline level (1-based) for shapes that make an outline heading
     ("개요" numbering): bits 23-24 of the shape's first attribute say heading type 1."""
     levels: dict[int, int] = {}
     shape_id = 0
-    for rec in _records(docinfo):
+    for rec in docinfo:
         if rec.tag != TAG_PARA_SHAPE:
             continue
         if len(rec.data) >= 4:
@@ -152,17 +175,50 @@ def _outline_levels(docinfo: bytes) -> dict[int, int]:
     return levels
 
 
-def _inflate(data: bytes, path: Path, name: str) -> bytes:
-    inflater = zlib.decompressobj(-15)
-    out = inflater.decompress(data, MAX_SECTION_BYTES)
-    if inflater.unconsumed_tail:
-        raise LoadError(
-            path, f"HWP section {name} unpacks to more than {MAX_SECTION_BYTES // 2**20} MiB"
-        )
-    return out
+# Raw deflate is inflated this much at a time, so that a bomb stops within a step of the cap.
+_INFLATE_STEP = 1024 * 1024
 
 
-def _records(data: bytes) -> Iterator[_Record]:
+class _Budget:
+    """Inflates a file's streams, each to at most MAX_SECTION_BYTES and all together to at most
+    MAX_DOCUMENT_BYTES, a step at a time into one growing buffer: a bomb costs the cap (once,
+    not twice as a single ``decompress`` call's result buffer would), not its size."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.left = MAX_DOCUMENT_BYTES
+
+    def inflate(self, data: bytes, name: str) -> bytearray:
+        limit = min(MAX_SECTION_BYTES, self.left)
+        inflater = zlib.decompressobj(-15)
+        out = bytearray()
+        step = inflater.decompress(data, _INFLATE_STEP)
+        while step and len(out) <= limit:
+            out += step
+            step = inflater.decompress(inflater.unconsumed_tail, _INFLATE_STEP)
+        if len(out) > limit:
+            if limit < MAX_SECTION_BYTES:
+                what = f"streams unpack to more than {MAX_DOCUMENT_BYTES // 2**20} MiB in all"
+            else:
+                what = f"stream {name} unpacks to more than {MAX_SECTION_BYTES // 2**20} MiB"
+            raise LoadError(self.path, f"HWP {what} (damaged file or a zip bomb)")
+        self.left -= len(out)
+        return out
+
+
+def _read_records(data: bytes | bytearray, path: Path, name: str) -> list[_Record]:
+    records = []
+    for rec in _records(data, path, name):
+        if len(records) == MAX_RECORDS:
+            raise LoadError(
+                path, f"HWP stream {name} has more than {MAX_RECORDS:,} records (damaged file)"
+            )
+        records.append(rec)
+    return records
+
+
+def _records(data: bytes | bytearray, path: Path, name: str) -> Iterator[_Record]:
+    view = memoryview(data)  # a record's bytes are copied once, out of the view
     pos, end = 0, len(data)
     while pos + 4 <= end:
         (value,) = struct.unpack_from("<I", data, pos)
@@ -175,7 +231,13 @@ def _records(data: bytes) -> Iterator[_Record]:
             pos += 4
         if pos + size > end:  # a truncated record ends the section, keeping what came before
             return
-        yield _Record(tag, level, data[pos : pos + size])
+        if size > MAX_RECORD_BYTES:
+            raise LoadError(
+                path,
+                f"HWP stream {name} has a record of {size / 2**20:.0f} MiB "
+                f"(limit {MAX_RECORD_BYTES // 2**20} MiB): damaged file",
+            )
+        yield _Record(tag, level, view[pos : pos + size].tobytes())
         pos += size
 
 
@@ -183,7 +245,7 @@ def _decrypt_distribution(raw: bytes, path: Path) -> bytes:
     """ViewText stream → the compressed record stream (see the module docstring)."""
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-    first = next(_records(raw[:260]), None)
+    first = next(_records(raw[:260], path, "ViewText"), None)
     if first is None or first.tag != TAG_DISTRIBUTE_DOC_DATA or len(first.data) != 256:
         raise LoadError(path, "damaged distribution HWP (no key record in ViewText)")
     data = bytearray(first.data)
@@ -245,6 +307,7 @@ class _BodyReader:
         self.blocks: list[Block] = []
         self.sections = SectionPath()
         self.page = 1
+        self.skipped_nested = 0
         self._last_vpos = -1
         self._last_column = 0
 
@@ -252,7 +315,7 @@ class _BodyReader:
         if self.blocks:  # a new HWP section starts on a new page
             self.page += 1
         self._last_vpos = -1
-        self._walk(records, 0, len(records), top=True)
+        self._walk(records, 0, len(records), top=True, depth=0)
 
     def _subtree_end(self, records: list[_Record], i: int, end: int) -> int:
         level = records[i].level
@@ -261,17 +324,25 @@ class _BodyReader:
             j += 1
         return j
 
-    def _walk(self, records: list[_Record], start: int, end: int, *, top: bool) -> None:
+    def _too_deep(self, depth: int) -> bool:
+        if depth > MAX_NESTING:
+            self.skipped_nested += 1
+            return True
+        return False
+
+    def _walk(self, records: list[_Record], start: int, end: int, *, top: bool, depth: int) -> None:
         i = start
         while i < end:
             rec = records[i]
             if rec.tag == TAG_CTRL_HEADER:
                 j = self._subtree_end(records, i, end)
                 ctrl = _ctrl_id(rec.data)
-                if ctrl == "tbl ":
-                    self._table(records, i + 1, j)
-                elif ctrl not in _SKIP_CONTROLS:
-                    self._walk(records, i + 1, j, top=False)  # text boxes, footnotes
+                if ctrl in _SKIP_CONTROLS or self._too_deep(depth + 1):
+                    pass
+                elif ctrl == "tbl ":
+                    self._table(records, i + 1, j, depth + 1)
+                else:  # text boxes, footnotes
+                    self._walk(records, i + 1, j, top=False, depth=depth + 1)
                 i = j
                 continue
             if rec.tag == TAG_PARA_HEADER:
@@ -315,38 +386,41 @@ class _BodyReader:
                 cells.append((row, col, k))
         return cells
 
-    def _table(self, records: list[_Record], start: int, end: int) -> None:
+    def _table(self, records: list[_Record], start: int, end: int, depth: int) -> None:
         cells = self._cells(records, start, end)
         if not cells:
             return
         if len(cells) == 1:  # a one-cell box frames ordinary paragraphs (often a heading)
-            self._walk(records, cells[0][2] + 1, end, top=False)
+            self._walk(records, cells[0][2] + 1, end, top=False, depth=depth)
             return
         bounds = [k for _, _, k in cells] + [end]
         texts = []
         for (row, col, k), nxt in zip(cells, bounds[1:], strict=False):
-            texts.append((row, col, self._cell_text(records, k + 1, nxt)))
+            texts.append((row, col, self._cell_text(records, k + 1, nxt, depth)))
         text = rows_to_text(grid_rows(texts))
         if text:
             self.blocks.append(Block(text, "table", self.sections.path, self.page))
 
-    def _cell_text(self, records: list[_Record], start: int, end: int) -> str:
+    def _cell_text(self, records: list[_Record], start: int, end: int, depth: int) -> str:
         parts: list[str] = []
         i = start
         while i < end:
             rec = records[i]
             if rec.tag == TAG_CTRL_HEADER:
                 j = self._subtree_end(records, i, end)
-                if _ctrl_id(rec.data) == "tbl ":  # a nested table, flattened into the cell
+                ctrl = _ctrl_id(rec.data)
+                if ctrl in _SKIP_CONTROLS or self._too_deep(depth + 1):
+                    pass
+                elif ctrl == "tbl ":  # a nested table, flattened into the cell
                     nested = self._cells(records, i + 1, j)
                     bounds = [k for _, _, k in nested] + [j]
                     rows = grid_rows(
-                        (r, c, self._cell_text(records, k + 1, nxt))
+                        (r, c, self._cell_text(records, k + 1, nxt, depth + 1))
                         for (r, c, k), nxt in zip(nested, bounds[1:], strict=False)
                     )
                     parts.append(rows_to_text(rows).replace("\n", " / "))
-                elif _ctrl_id(rec.data) not in _SKIP_CONTROLS:
-                    parts.append(self._cell_text(records, i + 1, j))
+                else:
+                    parts.append(self._cell_text(records, i + 1, j, depth + 1))
                 i = j
                 continue
             if rec.tag == TAG_PARA_TEXT:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,17 @@ from polisum.types import Document
 
 HP = "{http://www.hancom.co.kr/hwpml/2011/paragraph}"
 HH = "{http://www.hancom.co.kr/hwpml/2011/head}"
-# One section's XML is parsed as a tree: cap it so a hostile file cannot exhaust memory.
+# One part's declared (and, by zipfile, enforced) unpacked size. Parts are streamed (a section
+# one top-level paragraph at a time), so this bounds time; memory holds one paragraph.
 MAX_PART_BYTES = 128 * 1024 * 1024
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True)
+# All XML parts of a package together: a zip of many small, highly compressed sections cannot
+# make the reader inflate and parse gigabytes. The largest shared sample holds 1.8 MiB.
+MAX_PACKAGE_XML_BYTES = 256 * 1024 * 1024
+# Text boxes and tables nest (a box in a table cell in a box ...). Real documents go 3-4 deep;
+# past this depth objects are skipped and counted: the recursion stays shallow on any file.
+MAX_NESTING = 16
+# XML hardening (no entities, no network; libxml2's default depth and text-node limits stay).
+_XML_OPTIONS = {"resolve_entities": False, "no_network": True, "remove_comments": True}
 # Inline elements of hp:t that stand for characters.
 _INLINE = {f"{HP}tab": "\t", f"{HP}lineBreak": " ", f"{HP}fwSpace": " ", f"{HP}nbSpace": " "}
 _INLINE[f"{HP}hyphen"] = "-"
@@ -57,11 +66,16 @@ class HwpxLoader:
             names = _section_names(archive)
             if not names:
                 raise LoadError(path, "HWPX without Contents/section*.xml")
-            header = _parse(archive, "Contents/header.xml", path)
-            reader = _SectionReader(_outline_levels(header))
+            _check_package_size(archive, ["Contents/header.xml", *names], path)
+            reader = _SectionReader(_outline_levels(archive, path))
             for name in names:
-                reader.read(_parse(archive, name, path))
-        metadata = {"format": "hwpx", "pages": reader.page, "sections": len(names)}
+                _read_section(archive, name, path, reader)
+        metadata: dict[str, Any] = {"format": "hwpx", "pages": reader.page, "sections": len(names)}
+        if reader.skipped_nested:
+            metadata["warnings"] = [
+                f"{reader.skipped_nested} objects (text boxes, tables) nested deeper than "
+                f"{MAX_NESTING} levels were not read"
+            ]
         return build_document(path, reader.blocks, metadata, what="HWPX")
 
 
@@ -73,27 +87,62 @@ def _section_names(archive: zipfile.ZipFile) -> list[str]:
     return names
 
 
-def _parse(archive: zipfile.ZipFile, name: str, path: Path) -> Any:
-    info = archive.getinfo(name)
-    if info.file_size > MAX_PART_BYTES:
-        raise LoadError(path, f"HWPX part {name} is too large ({info.file_size // 2**20} MiB)")
+# _check_package_size and _iter_part are this module's own zip/XML guards, meant to give way to
+# the shared safe-zip helpers once those exist (same checks: declared sizes, which zipfile
+# enforces while reading, and a streaming parser without entities or network).
+
+
+def _check_package_size(archive: zipfile.ZipFile, names: list[str], path: Path) -> None:
+    for name in names:
+        size = archive.getinfo(name).file_size
+        if size > MAX_PART_BYTES:
+            raise LoadError(path, f"HWPX part {name} is too large ({size // 2**20} MiB)")
+    total = sum(archive.getinfo(name).file_size for name in names)
+    if total > MAX_PACKAGE_XML_BYTES:
+        raise LoadError(
+            path,
+            f"HWPX unpacks to {total // 2**20} MiB of XML "
+            f"(limit {MAX_PACKAGE_XML_BYTES // 2**20} MiB)",
+        )
+
+
+def _iter_part(archive: zipfile.ZipFile, name: str, path: Path, tag: str) -> Iterator[Any]:
+    """The ``tag`` elements of a part as their end tags arrive, streamed from the zip member
+    (zipfile stops at the declared size and checks the CRC); the caller clears what it read."""
     try:
-        with archive.open(info) as fh:
-            data = fh.read(MAX_PART_BYTES + 1)
-        return etree.fromstring(data, _PARSER)
+        with archive.open(name) as fh:
+            for _, element in etree.iterparse(fh, events=("end",), tag=tag, **_XML_OPTIONS):
+                yield element
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise LoadError(path, f"damaged HWPX ({name}: {one_line(exc)})") from exc
     except etree.XMLSyntaxError as exc:
         raise LoadError(path, f"damaged HWPX ({name} is not well-formed XML)") from exc
 
 
-def _outline_levels(header: Any) -> dict[str, int]:
+def _read_section(archive: zipfile.ZipFile, name: str, path: Path, reader: _SectionReader) -> None:
+    """Each top-level paragraph is read when its end tag arrives and then dropped, so memory
+    holds one paragraph (with its tables and boxes), not the section."""
+    reader.start_section()
+    for p in _iter_part(archive, name, path, f"{HP}p"):
+        parent = p.getparent()
+        if parent is None or parent.getparent() is not None:
+            continue  # a nested paragraph: read with the top-level one holding it
+        reader.top_paragraph(p)
+        p.clear(keep_tail=True)
+        while p.getprevious() is not None:
+            del parent[0]
+
+
+def _outline_levels(archive: zipfile.ZipFile, path: Path) -> dict[str, int]:
     """paraPr id → outline level (1-based) for paragraph shapes with outline numbering."""
     levels = {}
-    for para_pr in header.iter(f"{HH}paraPr"):
+    for para_pr in _iter_part(archive, "Contents/header.xml", path, f"{HH}paraPr"):
         heading = para_pr.find(f".//{HH}heading")
         if heading is not None and heading.get("type") == "OUTLINE":
-            levels[para_pr.get("id", "")] = int(heading.get("level", "0") or 0) + 1
+            level = heading.get("level") or "0"
+            if level.isdigit() and len(level) < 3:  # 0-9 in the format; junk is no outline
+                levels[para_pr.get("id", "")] = int(level) + 1
+        para_pr.clear()
     return levels
 
 
@@ -107,16 +156,17 @@ class _SectionReader:
         self.blocks: list[Block] = []
         self.sections = SectionPath()
         self.page = 1
+        self.skipped_nested = 0
         self._last_vpos = -1
 
-    def read(self, root: Any) -> None:
+    def start_section(self) -> None:
         if self.blocks:
             self.page += 1  # each HWPX section starts on a new page
         self._last_vpos = -1
-        for p in root.iter(f"{HP}p"):
-            if p.getparent() is root:
-                self._track_page(p)
-                self._paragraph(p)
+
+    def top_paragraph(self, p: Any) -> None:
+        self._track_page(p)
+        self._paragraph(p, 0)
 
     def _track_page(self, p: Any) -> None:
         for seg in p.iterchildren(f"{HP}linesegarray"):
@@ -129,7 +179,13 @@ class _SectionReader:
                     self.page += 1
                 self._last_vpos = vpos
 
-    def _paragraph(self, p: Any) -> None:
+    def _too_deep(self, depth: int) -> bool:
+        if depth > MAX_NESTING:
+            self.skipped_nested += 1
+            return True
+        return False
+
+    def _paragraph(self, p: Any, depth: int) -> None:
         """Emit the paragraph's text, then its tables and text boxes, in document order."""
         parts: list[str] = []
         for run in p.iterchildren(f"{HP}run"):
@@ -140,22 +196,27 @@ class _SectionReader:
                 elif tag == f"{HP}tbl":
                     self._emit(p, "".join(parts))
                     parts = []
-                    self._table(child)
+                    if not self._too_deep(depth + 1):
+                        self._table(child, depth + 1)
                 elif tag in _SKIP or _local(tag) in ("ctrl", "secPr", "colPr", "pic"):
                     if _local(tag) == "ctrl":
-                        self._notes(child)
+                        self._sublists(child, depth + 1, notes_only=True)
                 else:  # drawing objects with text (hp:rect/hp:drawText/...), equations
-                    for sub in child.iter(f"{HP}subList"):
-                        for inner in sub.iterchildren(f"{HP}p"):
-                            self._paragraph(inner)
+                    self._sublists(child, depth + 1)
         self._emit(p, "".join(parts))
 
-    def _notes(self, ctrl: Any) -> None:
-        for note in ctrl:
-            if _local(note.tag) in ("footNote", "endNote"):
-                for sub in note.iter(f"{HP}subList"):
-                    for inner in sub.iterchildren(f"{HP}p"):
-                        self._paragraph(inner)
+    def _sublists(self, element: Any, depth: int, *, notes_only: bool = False) -> None:
+        """The paragraphs of the text lists that belong to this object itself; lists nested in
+        those paragraphs are read from there, so every paragraph is read once."""
+        holders = element if notes_only else [element]
+        for holder in holders:
+            if notes_only and _local(holder.tag) not in ("footNote", "endNote"):
+                continue
+            for sub in _own_sublists(holder):
+                if self._too_deep(depth):
+                    return
+                for inner in sub.iterchildren(f"{HP}p"):
+                    self._paragraph(inner, depth)
 
     def _emit(self, p: Any, raw: str) -> None:
         text = _clean(raw)
@@ -170,17 +231,49 @@ class _SectionReader:
         else:
             self.blocks.append(Block(text, "paragraph", self.sections.path, self.page))
 
-    def _table(self, tbl: Any) -> None:
+    def _table(self, tbl: Any, depth: int) -> None:
         cells = list(_cells(tbl))
         if not cells:
             return
         if len(cells) == 1:  # a framed box: its paragraphs are ordinary paragraphs
             for inner in _cell_paragraphs(cells[0][2]):
-                self._paragraph(inner)
+                self._paragraph(inner, depth)
             return
-        text = rows_to_text(grid_rows((r, c, _cell_text(tc)) for r, c, tc in cells))
+        text = rows_to_text(grid_rows((r, c, self._cell_text(tc, depth)) for r, c, tc in cells))
         if text:
             self.blocks.append(Block(text, "table", self.sections.path, self.page))
+
+    def _cell_text(self, tc: Any, depth: int) -> str:
+        """A cell's paragraphs on one line (runs of a paragraph join without a space)."""
+        parts = []
+        for p in _cell_paragraphs(tc):
+            text = []
+            for run in p.iterchildren(f"{HP}run"):
+                for child in run:
+                    if child.tag == f"{HP}t":
+                        text.append(_t_text(child))
+                    elif child.tag == f"{HP}tbl" and not self._too_deep(depth + 1):
+                        # a nested table, flattened into the cell
+                        rows = grid_rows(
+                            (r, c, self._cell_text(inner, depth + 1))
+                            for r, c, inner in _cells(child)
+                        )
+                        text.append(" " + rows_to_text(rows).replace("\n", " / ") + " ")
+            parts.append(_clean("".join(text)))
+        return " ".join(p for p in parts if p)
+
+
+def _own_sublists(element: Any):
+    """``hp:subList`` elements under ``element`` that are not inside another subList, in
+    document order. (``element.iter`` would also yield the lists of boxes nested in the boxes'
+    own paragraphs, which are then read again from each ancestor: 2^depth times.)"""
+    stack = [element]
+    while stack:
+        node = stack.pop()
+        if node.tag == f"{HP}subList":
+            yield node
+        else:
+            stack.extend(reversed(node))
 
 
 def _t_text(t: Any) -> str:
@@ -207,19 +300,3 @@ def _cells(tbl: Any):
 def _cell_paragraphs(tc: Any):
     for sub in tc.iterchildren(f"{HP}subList"):
         yield from sub.iterchildren(f"{HP}p")
-
-
-def _cell_text(tc: Any) -> str:
-    """A cell's paragraphs on one line (runs of a paragraph join without a space)."""
-    parts = []
-    for p in _cell_paragraphs(tc):
-        text = []
-        for run in p.iterchildren(f"{HP}run"):
-            for child in run:
-                if child.tag == f"{HP}t":
-                    text.append(_t_text(child))
-                elif child.tag == f"{HP}tbl":  # nested table, flattened into the cell
-                    rows = grid_rows((r, c, _cell_text(inner)) for r, c, inner in _cells(child))
-                    text.append(" " + rows_to_text(rows).replace("\n", " / ") + " ")
-        parts.append(_clean("".join(text)))
-    return " ".join(p for p in parts if p)

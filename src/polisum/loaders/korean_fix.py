@@ -141,11 +141,17 @@ def join_lines(lines: list[str]) -> str:
     return out
 
 
+# Characters of each word Kiwi sees around a wrap. Korean words (eojeol) are rarely over 20
+# characters; a "word" of a whole paragraph without spaces, growing by one line per wrap, would
+# otherwise be re-analysed at every wrap (quadratic: Kiwi spaces ~20,000 characters a second).
+MAX_SPACING_CONTEXT = 40
+
+
 def _space_between(before: str, after: str) -> bool:
     """Is the wrap between these two Hangul words a word boundary? Kiwi's spacing model looks
     at the last word before and the first word after the break."""
-    left = before.rsplit(" ", 1)[-1]
-    right = after.split(" ", 1)[0]
+    left = before[-MAX_SPACING_CONTEXT:].rsplit(" ", 1)[-1]
+    right = after[:MAX_SPACING_CONTEXT].split(" ", 1)[0]
     spaced = kiwi_space(left + right)
     # Kiwi may also split inside either word: look only at the point where they meet.
     seen = 0

@@ -13,6 +13,7 @@ languages and otherwise reports scanned pages as "needs OCR"; ``"off"`` never ru
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import subprocess
@@ -23,6 +24,13 @@ from polisum.loaders.korean_fix import join_lines
 
 OCR_MODES = ("auto", "off", "tesseract")
 INSTALL_HINT = "apt-get install tesseract-ocr tesseract-ocr-kor"
+# Page images for OCR: at most this many pixels (an A2 page at 300 dpi is 35 Mpx, and its
+# grayscale bitmap 35 MB; a 200-inch page would be 3.6 GB). Larger pages are rendered at a
+# lower dpi, down to MIN_OCR_DPI, below which text is too small to read and the page is not
+# OCR'd. Tesseract refuses images with a side over 32,767 pixels.
+MAX_OCR_PIXELS = 40_000_000
+MAX_OCR_SIDE = 32_000
+MIN_OCR_DPI = 100
 
 
 class OcrError(PolisumError, RuntimeError):
@@ -62,11 +70,13 @@ class TesseractOCR:
             return f"Tesseract has no model for {'+'.join(langs)} (apt-get install {names})"
         return None
 
-    def image_text(self, png: bytes) -> str:
-        """The text of one page image, paragraphs separated by blank lines."""
+    def image_text(self, png: bytes, dpi: int | None = None) -> str:
+        """The text of one page image (rendered at ``dpi``, by default the engine's),
+        paragraphs separated by blank lines."""
+        dpi = dpi or self.dpi
         try:
             proc = subprocess.run(
-                [self.binary, "stdin", "stdout", "-l", self.languages, "--dpi", str(self.dpi)],
+                [self.binary, "stdin", "stdout", "-l", self.languages, "--dpi", str(dpi)],
                 input=png,
                 capture_output=True,
                 timeout=self.timeout_s,
@@ -115,3 +125,12 @@ def ocr_paragraphs(text: str) -> list[str]:
         if lines:
             paragraphs.append(lines)
     return [p for p in (join_lines(lines) for lines in paragraphs) if p]
+
+
+def ocr_dpi(width_pt: float, height_pt: float, dpi: float) -> float:
+    """The dpi at which a page of this size renders within MAX_OCR_PIXELS and MAX_OCR_SIDE:
+    ``dpi`` for ordinary pages, lower for huge ones (may fall below MIN_OCR_DPI)."""
+    width, height = width_pt / 72, height_pt / 72  # inches
+    fit_area = math.sqrt(MAX_OCR_PIXELS / max(width * height, 1e-9))
+    fit_side = MAX_OCR_SIDE / max(width, height, 1e-9)
+    return min(dpi, fit_area, fit_side)

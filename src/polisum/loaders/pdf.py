@@ -24,16 +24,23 @@ import ctypes
 import io
 import re
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from polisum.loaders.base import DEFAULT_MAX_BYTES, LoadError, check_readable
 from polisum.loaders.korean_fix import SOFT_HYPHENS, symbol_char
-from polisum.loaders.ocr import OcrError, TesseractOCR, ocr_paragraphs
+from polisum.loaders.ocr import (
+    MAX_OCR_PIXELS,
+    MIN_OCR_DPI,
+    OcrError,
+    TesseractOCR,
+    ocr_dpi,
+    ocr_paragraphs,
+)
 from polisum.loaders.pdf_lines import PdfLine as _Line
 from polisum.loaders.pdf_sections import OutlineEntry, read_outline, section_blocks
-from polisum.loaders.pdf_tables import PdfTable, find_tables
+from polisum.loaders.pdf_tables import PdfTable, TableSearchSkipped, find_tables
 from polisum.loaders.pdf_unruled import cell_spans, joined_cells, unruled_tables
 from polisum.loaders.structure import build_document
 from polisum.types import Document
@@ -47,6 +54,17 @@ _BULLET = re.compile(
 _SENTENCE_END = re.compile(r"(?:[.!?。:]|[다음함임됨요])[\"'”’)\]]*\s*$")
 _PAGE_NUMBER = re.compile(r"^\s*[-–—(]?\s*(?:\d{1,4}|[ivxlc]{1,6})\s*[-–—)]?\s*$", re.I)
 _SYMBOL_FONTS = ("wingdings", "webdings", "dingbats")
+# Bounds on what one file can make the reader do. Pages and Form XObjects can be reused, so a
+# small file can draw the same text on any number of pages, any number of times a page.
+# - Pages read: a 10,000-page PDF is a very long book; pages after it are not read.
+MAX_PAGES = 10_000
+# - Characters read from one page (each costs a few PDFium calls in Python): a dense A4 page
+#   holds ~5,000, a broadsheet ~30,000. The rest of such a page is not read.
+MAX_PAGE_CHARS = 100_000
+# - Characters read from the whole file (~10,000 dense pages); later pages are not read.
+MAX_DOCUMENT_CHARS = 50_000_000
+# - OCR'd pages per file (each takes Tesseract seconds); later scanned pages are not read.
+MAX_OCR_PAGES = 1_000
 
 
 def _pdfium() -> tuple[Any, Any]:
@@ -82,8 +100,8 @@ class PdfLoader:
 
     def load(self, path: Path) -> Document:
         size = check_readable(path, self.max_bytes)
-        pages, image_only, ocr_pages, outline = self._read(path, size, ocr_all=False)
-        lines = [line for page in pages for line in page if isinstance(line, _Line)]
+        reading = self._read(path, size, ocr_all=False)
+        lines = [line for page in reading.pages for line in page if isinstance(line, _Line)]
         sample = "".join(line.raw for line in lines)
         if sample and len(_GARBAGE.findall(sample)) > 0.3 * len(sample):
             if self.ocr is None:
@@ -91,32 +109,35 @@ class PdfLoader:
                     path, "text layer is unreadable (fonts without a Unicode map): needs OCR"
                 )
             # Glyphs without Unicode: the page images are the only readable text.
-            pages, image_only, ocr_pages, outline = self._read(path, size, ocr_all=True)
+            reading = self._read(path, size, ocr_all=True)
+        pages, image_only, ocr_pages = reading.pages, reading.image_only, reading.ocr_pages
         if not any(pages):
             if image_only and self.ocr is not None:
-                raise LoadError(
-                    path, "no text layer (scanned or image-only PDF), and OCR found no text"
-                )
+                reason = "no text layer (scanned or image-only PDF), and OCR found no text"
+                if reading.warnings:  # e.g. the page was too large to OCR: say so
+                    reason += f" ({reading.warnings[0]})"
+                raise LoadError(path, reason)
             if image_only:
                 raise LoadError(path, "no text layer (scanned or image-only PDF): needs OCR")
             raise LoadError(path, "no text found in PDF (blank pages or text drawn as shapes)")
-        n_pages = len(pages)
         pages = _drop_running_lines(pages)
         if self.unruled_tables:
             pages = [unruled_tables(page) for page in pages]
         paras = [p for page in pages for p in _paragraphs(page)]
-        blocks = section_blocks(paras, outline, n_pages)
-        metadata: dict[str, Any] = {"format": "pdf", "pages": n_pages}
-        if outline:
-            metadata["outline_entries"] = len(outline)
+        blocks = section_blocks(paras, reading.outline, reading.n_pages)
+        metadata: dict[str, Any] = {"format": "pdf", "pages": reading.n_pages}
+        if reading.outline:
+            metadata["outline_entries"] = len(reading.outline)
         if image_only and not ocr_pages:
             metadata["pages_without_text"] = image_only
         if ocr_pages:
             metadata["ocr_pages"] = ocr_pages
             metadata["ocr"] = self.ocr.name if self.ocr else None
+        if reading.warnings:
+            metadata["warnings"] = reading.warnings
         return build_document(path, blocks, metadata, what="PDF")
 
-    def _read(self, path: Path, size: int, *, ocr_all: bool) -> _Read:
+    def _read(self, path: Path, size: int, *, ocr_all: bool) -> _Reading:
         try:
             with open(path, "rb") as fh:  # a file object: lazy reads, and any file name works
                 return _read_document(path, fh, size, self.ocr, ocr_all)
@@ -128,13 +149,24 @@ class PdfLoader:
 _Item = _Line | PdfTable | _OcrParagraph
 
 
-# Pages' items, image-only pages, pages OCR'd, the outline.
-_Read = tuple[list[list[_Item]], int, int, list[OutlineEntry]]
+@dataclass
+class _Reading:
+    """What reading the pages gave: every page's items, the number of image-only pages and of
+    pages OCR'd, the outline, and one line for each part not read because it exceeded a bound."""
+
+    pages: list[list[_Item]] = field(default_factory=list)
+    n_pages: int = 0
+    image_only: int = 0
+    ocr_pages: int = 0
+    chars: int = 0
+    ocr_capped: bool = False
+    warnings: list[str] = field(default_factory=list)
+    outline: list[OutlineEntry] = field(default_factory=list)
 
 
 def _read_document(
     path: Path, fh: Any, size: int, ocr: TesseractOCR | None, ocr_all: bool
-) -> _Read:
+) -> _Reading:
     pdfium, _ = _pdfium()
     _check_header_and_eof(path, fh, size)
     try:
@@ -142,7 +174,9 @@ def _read_document(
     except pdfium.PdfiumError as exc:
         raise LoadError(path, _pdfium_reason(str(exc))) from exc
     try:
-        return (*_read_pages(path, pdf, ocr, ocr_all), read_outline(pdf, len(pdf)))
+        reading = _read_pages(path, pdf, ocr, ocr_all)
+        reading.outline = read_outline(pdf, len(pdf))
+        return reading
     finally:
         pdf.close()
 
@@ -170,49 +204,95 @@ def _pdfium_reason(message: str) -> str:
     return f"unreadable PDF ({message.strip()})"
 
 
-def _read_pages(
-    path: Path, pdf: Any, ocr: TesseractOCR | None, ocr_all: bool
-) -> tuple[list[list[_Item]], int, int]:
-    """Every page's items; the number of image-only pages; the number of pages OCR'd."""
+def _read_pages(path: Path, pdf: Any, ocr: TesseractOCR | None, ocr_all: bool) -> _Reading:
     _, raw = _pdfium()
-    pages: list[list[_Item]] = []
-    image_only = ocr_pages = 0
-    for index in range(len(pdf)):
+    reading = _Reading(n_pages=len(pdf))
+    if reading.n_pages > MAX_PAGES:
+        reading.warnings.append(
+            f"pages {MAX_PAGES + 1:,} to {reading.n_pages:,} not read (limit {MAX_PAGES:,} pages)"
+        )
+    for index in range(min(reading.n_pages, MAX_PAGES)):
+        if reading.chars > MAX_DOCUMENT_CHARS:
+            reading.warnings.append(
+                f"pages {index + 1:,} to {reading.n_pages:,} not read "
+                f"(limit {MAX_DOCUMENT_CHARS:,} characters a file)"
+            )
+            break
         page = pdf[index]
         try:
-            lines: list[_Item] = []
-            if not ocr_all:
-                textpage = page.get_textpage()
-                try:
-                    tables = _tables(page, textpage, raw, index + 1)
-                    lines = _page_lines(textpage, index + 1, tables)
-                finally:
-                    textpage.close()
-            if ocr_all or (not lines and _has_images(page, raw)):
-                image_only += 1
-                if ocr is not None:
-                    lines = _ocr_page(path, page, index + 1, ocr)
-                    ocr_pages += 1
+            reading.pages.append(_read_page(path, page, index + 1, raw, ocr, ocr_all, reading))
         finally:
             page.close()
-        pages.append(lines)
-    return pages, image_only, ocr_pages
+    return reading
 
 
-def _ocr_page(path: Path, page: Any, page_no: int, ocr: TesseractOCR) -> list[_Item]:
-    bitmap = page.render(scale=ocr.dpi / 72, grayscale=True)
+def _read_page(
+    path: Path,
+    page: Any,
+    page_no: int,
+    raw: Any,
+    ocr: TesseractOCR | None,
+    ocr_all: bool,
+    reading: _Reading,
+) -> list[_Item]:
+    lines: list[_Item] = []
+    if not ocr_all:
+        textpage = page.get_textpage()
+        try:
+            tables = _tables(page, textpage, raw, page_no, reading.warnings)
+            lines = _page_lines(textpage, page_no, tables, reading.warnings)
+        finally:
+            textpage.close()
+    if ocr_all or (not lines and _has_images(page, raw)):
+        reading.image_only += 1
+        if ocr is None:
+            pass
+        elif reading.ocr_pages < MAX_OCR_PAGES:
+            ocr_lines = _ocr_page(path, page, page_no, ocr, reading.warnings)
+            if ocr_lines is not None:
+                lines = ocr_lines
+                reading.ocr_pages += 1
+        elif not reading.ocr_capped:
+            reading.ocr_capped = True
+            reading.warnings.append(
+                f"scanned pages from page {page_no:,} on not OCR'd "
+                f"(limit {MAX_OCR_PAGES:,} pages a file)"
+            )
+    reading.chars += sum(len(item.text) for item in lines)
+    return lines
+
+
+def _ocr_page(
+    path: Path, page: Any, page_no: int, ocr: TesseractOCR, warnings: list[str]
+) -> list[_Item] | None:
+    """The page's OCR'd paragraphs, or None (and a warning) when it is too large to render."""
+    width, height = page.get_size()
+    dpi = ocr_dpi(width, height, ocr.dpi)
+    if dpi < MIN_OCR_DPI:
+        warnings.append(
+            f"page {page_no} not OCR'd: {width / 72:.0f} × {height / 72:.0f} in is too large "
+            f"to render at {MIN_OCR_DPI} dpi within {MAX_OCR_PIXELS // 10**6} Mpx"
+        )
+        return None
+    bitmap = page.render(scale=dpi / 72, grayscale=True)
     png = io.BytesIO()
     bitmap.to_pil().save(png, format="PNG")
+    bitmap.close()  # before Tesseract runs: only the PNG is still needed
     try:
-        text = ocr.image_text(png.getvalue())
+        text = ocr.image_text(png.getvalue(), dpi=round(dpi))
     except OcrError as exc:
         raise LoadError(path, f"OCR failed on page {page_no}: {exc}") from exc
     return [_OcrParagraph(p, page_no) for p in ocr_paragraphs(text)]
 
 
-def _tables(page: Any, textpage: Any, raw: Any, page_no: int) -> list[PdfTable]:
+def _tables(
+    page: Any, textpage: Any, raw: Any, page_no: int, warnings: list[str]
+) -> list[PdfTable]:
     try:
         return find_tables(page, textpage, raw, page_no)
+    except TableSearchSkipped as exc:
+        warnings.append(f"page {page_no}: tables not detected ({exc}); text read as lines")
+        return []
     except Exception:  # odd vector geometry: table detection is a refinement, never lose the page
         return []
 
@@ -226,13 +306,20 @@ def _font_name(raw: Any, textpage: Any, index: int, buf: Any, flags: Any) -> str
     return buf.value.decode("utf-8", "replace").lower()
 
 
-def _page_lines(textpage: Any, page_no: int, tables: list[PdfTable]) -> list[_Item]:
+def _page_lines(
+    textpage: Any, page_no: int, tables: list[PdfTable], warnings: list[str]
+) -> list[_Item]:
     """The page's lines in PDFium's reading order; lines inside a table are replaced by the
     table, where its first line was."""
     _, raw = _pdfium()
     n = textpage.count_chars()
     if n <= 0:
         return []
+    if n > MAX_PAGE_CHARS:
+        warnings.append(
+            f"page {page_no}: only the first {MAX_PAGE_CHARS:,} of {n:,} characters read"
+        )
+        n = MAX_PAGE_CHARS
     text = textpage.get_text_range(0, n)
     if len(text) != n:  # characters outside the BMP: index → character one by one
         text = "".join(chr(raw.FPDFText_GetUnicode(textpage, i) or 0xFFFD) for i in range(n))

@@ -131,7 +131,14 @@ _CHAPTER = re.compile(r"^제\s*\d+\s*[장편부]\s*\S")
 _SENTENCE_END = re.compile(r"(?:[.!?。:;,]|다)\s*$")
 # A table-of-contents line ("Ⅰ. 개요 ······ 1", "Ⅰ. 개요<TAB>1") names a heading but is not one.
 _TOC_LINE = re.compile(r"(?:\t|[·.…‥]{2,}|\s{3,})\s*\d+\s*$")
+# The pattern backtracks cubically on a long run of whitespace (2,000 spaces: 27 s). Its only
+# whitespace is ``\s``, where any run of 3+ matches alike, so runs are shortened to 3 first.
+_LONG_SPACE_RUN = re.compile(r"\s{4,}")
 MAX_HEADING_CHARS = 40
+
+
+def _is_toc_line(text: str) -> bool:
+    return _TOC_LINE.search(_LONG_SPACE_RUN.sub("   ", text)) is not None
 
 
 _CAPS_TOP = re.compile(r"^(?:CHAPTER|PART|SECTION|ARTICLE|TITLE)\s+[\dIVXLC]+\b")
@@ -145,7 +152,7 @@ def guess_caps_heading_level(text: str) -> int | None:
     line = clean_inline(text)
     if not line or len(line) > MAX_CAPS_HEADING_CHARS or "\n" in text.strip():
         return None
-    if not line.isupper() or _SENTENCE_END.search(line) or _TOC_LINE.search(text):
+    if not line.isupper() or _SENTENCE_END.search(line) or _is_toc_line(text):
         return None
     if sum(c.isalpha() for c in line) < 3:
         return None
@@ -158,10 +165,10 @@ def guess_heading_level(text: str) -> int | None:
     "제1장 총칙" / "Ⅰ. 개요" → 1; "1. 추진 배경" → 2; "2.1 자료형" → 3; "2.1.3 ..." → 4.
     Long lines and lines that end like a sentence are body text, not headings.
     """
-    line = clean_inline(text)
+    line = clean_inline(text)  # length first: the patterns below then see a short line
     if not line or len(line) > MAX_HEADING_CHARS or "\n" in text.strip():
         return None
-    if _TOC_LINE.search(text):
+    if _is_toc_line(text):
         return None
     if _SENTENCE_END.search(line) and not _ROMAN.match(line) and not _CHAPTER.match(line):
         return None

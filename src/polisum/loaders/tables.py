@@ -28,6 +28,11 @@ MAX_COPIED_SPAN_CHARS = 80
 # of the table (plus a little), its remaining spans are ignored.
 MAX_COLSPAN = 100
 GRID_CELLS_PER_CELL = 8
+# Grid positions (rows × columns, after dropping addresses no cell uses) a table may fill with
+# gaps. Cell addresses come from the file (HWP: 16 bits, HWPX: any integer): a diagonal of n
+# cells is an n × n grid of mostly gaps. A real table of 1,000 rows × 100 columns fits; past
+# that, rows keep their cells in column order without gaps: all text kept, columns unaligned.
+MAX_GRID_CELLS = 100_000
 
 Row = Sequence[str | None]
 
@@ -41,11 +46,12 @@ def rows_to_text(rows: Iterable[Row]) -> str:
     table = [
         [None if c is None else clean_inline(c.replace("\n", " ")) for c in row] for row in rows
     ]
-    width = max((len(r) for r in table), default=0)
-    used = [any(c < len(r) and r[c] for r in table) for c in range(width)]
+    used = {
+        c for row in table for c, cell in enumerate(row) if cell
+    }  # one pass: cells, not rows × width
     lines: list[str] = []
     for row in table:
-        cells = [cell for c, cell in enumerate(row) if used[c] and cell is not None]
+        cells = [cell for c, cell in enumerate(row) if c in used and cell is not None]
         while cells and not cells[-1]:
             cells.pop()
         if not any(cells):
@@ -68,13 +74,22 @@ def copied_down(text: str | None) -> str:
 
 
 def grid_rows(cells: Iterable[tuple[int, int, str]]) -> list[list[str]]:
-    """(row, col, text) cells (from HWP/HWPX cell addresses) → rows in order, gaps as ""."""
+    """(row, col, text) cells (from HWP/HWPX cell addresses) → rows in order, gaps as "".
+
+    Columns are numbered by rank among the addresses in use, so a column address of 20,000,000
+    costs one column, not twenty million; :func:`rows_to_text` drops unused columns anyway, so
+    the text is the same as with the raw addresses. Grids past :data:`MAX_GRID_CELLS` lose
+    their gaps instead (see there)."""
     grid: dict[int, dict[int, str]] = {}
     for row, col, text in cells:
         grid.setdefault(row, {})[col] = text
+    columns = sorted({c for cols in grid.values() for c in cols})
+    if len(grid) * len(columns) > MAX_GRID_CELLS:
+        return [[cols[c] for c in sorted(cols)] for _, cols in sorted(grid.items())]
+    rank = {c: i for i, c in enumerate(columns)}
     out = []
     for r in sorted(grid):
-        cols = grid[r]
+        cols = {rank[c]: text for c, text in grid[r].items()}
         out.append([cols.get(c, "") for c in range(max(cols) + 1)])
     return out
 

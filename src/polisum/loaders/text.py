@@ -29,17 +29,41 @@ def _hangul_ratio(text: str) -> float:
 
 
 def _looks_like_utf16(data: bytes) -> str | None:
-    """UTF-16 without a BOM: NUL in every other byte of ASCII-heavy text."""
+    """UTF-16 without a BOM: NUL in every other byte of ASCII-heavy text, and a sample that
+    decodes to text in the scripts this package reads. Binary data with NULs in a regular
+    pattern (``abc\\0`` repeated decodes to "扡c扡c...") fails the second test."""
     sample = data[:4096]
     if len(sample) < 4:
         return None
     even_nul = sample[0::2].count(0) / len(sample[0::2])
     odd_nul = sample[1::2].count(0) / len(sample[1::2])
     if odd_nul > 0.3 and even_nul < 0.05:
-        return "utf-16-le"
-    if even_nul > 0.3 and odd_nul < 0.05:
-        return "utf-16-be"
-    return None
+        encoding = "utf-16-le"
+    elif even_nul > 0.3 and odd_nul < 0.05:
+        encoding = "utf-16-be"
+    else:
+        return None
+    decoded = sample[: len(sample) // 2 * 2].decode(encoding, "replace")
+    plausible = sum(1 for c in decoded if _plausible_char(c))
+    return encoding if plausible >= 0.9 * len(decoded) else None
+
+
+def _plausible_char(c: str) -> bool:
+    """Characters of English and Korean text: ASCII printable and whitespace, Latin-1 and
+    general punctuation, Hangul (syllables, jamo), CJK symbols and full-width forms. Not CJK
+    ideographs: binary with a NUL every fourth byte decodes to them (Korean text uses few, and
+    the 10% allowance covers those). Anything else means the guess was wrong."""
+    code = ord(c)
+    return (
+        32 <= code < 127
+        or c in "\t\n\r\f"
+        or 0xA0 <= code < 0x250  # Latin-1, Latin Extended
+        or 0x2000 <= code < 0x2700  # punctuation, symbols, arrows, boxes, circled numbers
+        or 0x1100 <= code < 0x1200  # Hangul jamo
+        or 0x3000 <= code < 0x3400  # CJK symbols, compatibility jamo, enclosed
+        or 0xAC00 <= code < 0xD7A4  # Hangul syllables
+        or 0xFF00 <= code < 0xFFF0  # full-width forms
+    )
 
 
 def _check_textual(text: str, path: Path | str, encoding: str) -> tuple[str, str]:
