@@ -38,8 +38,8 @@ from docx.oxml.parser import element_class_lookup
 from docx.styles.styles import Styles
 
 from polisum.loaders.base import DEFAULT_MAX_BYTES, LoadError, check_readable
-from polisum.loaders.base import one_line as one_line  # re-exported for hwp.py, hwpx.py
-from polisum.loaders.safezip import open_ooxml as open_ooxml  # re-exported for hwpx.py
+from polisum.loaders.base import one_line
+from polisum.loaders.safezip import open_ooxml
 from polisum.loaders.safezip import parse_xml, read_member
 from polisum.loaders.structure import Part, build_document, sectioned_blocks
 from polisum.loaders.tables import copied_down, inline_table_text, rows_to_text

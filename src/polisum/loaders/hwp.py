@@ -32,8 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from polisum.loaders.base import DEFAULT_MAX_BYTES, LoadError, check_readable
-from polisum.loaders.docx import one_line
+from polisum.loaders.base import DEFAULT_MAX_BYTES, LoadError, check_readable, one_line
 from polisum.loaders.korean_fix import repair_line
 from polisum.loaders.structure import Block, SectionPath, build_document, guess_heading_level
 from polisum.loaders.tables import grid_rows, rows_to_text

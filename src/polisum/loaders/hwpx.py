@@ -23,9 +23,9 @@ from typing import Any
 
 from lxml import etree
 
-from polisum.loaders.base import DEFAULT_MAX_BYTES, LoadError, check_readable
-from polisum.loaders.docx import one_line, open_ooxml
+from polisum.loaders.base import DEFAULT_MAX_BYTES, LoadError, check_readable, one_line
 from polisum.loaders.korean_fix import repair_line
+from polisum.loaders.safezip import open_ooxml
 from polisum.loaders.structure import Block, SectionPath, build_document, guess_heading_level
 from polisum.loaders.tables import grid_rows, rows_to_text
 from polisum.types import Document
