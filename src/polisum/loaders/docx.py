@@ -37,10 +37,8 @@ from docx.exceptions import PythonDocxError
 from docx.oxml.parser import element_class_lookup
 from docx.styles.styles import Styles
 
-from polisum.loaders.base import DEFAULT_MAX_BYTES, LoadError, check_readable
-from polisum.loaders.base import one_line
-from polisum.loaders.safezip import open_ooxml
-from polisum.loaders.safezip import parse_xml, read_member
+from polisum.loaders.base import DEFAULT_MAX_BYTES, LoadError, check_readable, one_line
+from polisum.loaders.safezip import open_ooxml, parse_xml, read_member
 from polisum.loaders.structure import Part, build_document, sectioned_blocks
 from polisum.loaders.tables import copied_down, inline_table_text, rows_to_text
 from polisum.types import Document, ElementKind
