@@ -56,7 +56,7 @@ def test_400_levels_of_unclosed_tags_lose_nothing(tmp_path: Path):
     found = re.findall(r"word\d+", doc.text)
     assert found == words
     assert doc.elements[-1].text == "마지막 문단" and doc.elements[-1].section == "옛 페이지"
-    assert "warning" not in doc.metadata
+    assert "warnings" not in doc.metadata
 
 
 def test_deeper_than_libxml2_builds_is_read_flat_and_says_so(tmp_path: Path):
@@ -67,7 +67,7 @@ def test_deeper_than_libxml2_builds_is_read_flat_and_says_so(tmp_path: Path):
     assert re.findall(r"word\d+", doc.text) == words
     assert doc.elements[-1].text == "The end." and doc.elements[-1].section == "Deep"
     assert "hidden" not in doc.text
-    assert "nested deeper than 2048" in doc.metadata["warning"]
+    assert "nested deeper than 2048" in doc.metadata["warnings"][0]
 
 
 def test_rowspan_colspan_and_nested_tables(tmp_path: Path):

@@ -171,6 +171,8 @@ class Index:
                 self.project_root,
                 engine=engine,
                 on_progress=on_progress,
+                batch_files=self.config.batch_files,
+                batch_seconds=self.config.batch_seconds,
             )
             try:
                 return ingestor.run(

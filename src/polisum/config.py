@@ -109,6 +109,10 @@ class Config(BaseModel):
     parse_workers: int | None = Field(None, ge=0)
     parse_timeout: float = Field(300.0, gt=0)  # seconds per file
     parse_memory_mb: int = Field(2048, ge=64)  # per file, beyond a worker's own footprint
+    # An ingest publishes its work in batches (each a complete generation queries can see): a
+    # batch closes after this many files or this many seconds of parsing.
+    batch_files: int = Field(2000, ge=1)
+    batch_seconds: float = Field(120.0, gt=0)
     k: int = Field(5, ge=1)
     candidates: int = Field(100, ge=1)
     weights: FusionWeights = Field(default_factory=FusionWeights)

@@ -85,6 +85,8 @@ def ingest(
     else:
         for failure in report.failures:
             err.print(f"[yellow]skipped[/] {safe(failure.source)}: {safe(failure.reason)}")
+        for warning in report.warnings:
+            err.print(f"[yellow]partly read[/] {safe(warning.source)}: {safe(warning.reason)}")
         for failure in report.failed_before:
             err.print(
                 f"[yellow]failed before[/] {safe(failure.source)}: {safe(failure.reason)} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -60,11 +61,15 @@ class BM25Index:
 
     def save(self, path: Path) -> None:
         staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-        np.save(staging / "ids.npy", self.ids, allow_pickle=False)
-        (staging / "empty.json").write_text(json.dumps({"empty": self._retriever is None}))
-        if self._retriever is not None:
-            self._retriever.save(str(staging), show_progress=False)
-        atomic_publish_dir(staging, path)
+        try:
+            np.save(staging / "ids.npy", self.ids, allow_pickle=False)
+            (staging / "empty.json").write_text(json.dumps({"empty": self._retriever is None}))
+            if self._retriever is not None:
+                self._retriever.save(str(staging), show_progress=False)
+            atomic_publish_dir(staging, path)
+        except BaseException:  # a failed write (a full disk) leaves no staging folder behind
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
 
     @classmethod
     def load(cls, path: Path) -> BM25Index:

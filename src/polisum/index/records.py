@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -88,3 +88,5 @@ class Published:
     added: list[int]
     removed: list[int]
     summaries_changed: list[int]
+    # (source, reason) of documents whose rows could not be stored: failures of their own.
+    failed: list[tuple[str, str]] = field(default_factory=list)

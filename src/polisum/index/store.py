@@ -12,6 +12,7 @@ ingest publishes sees the old state or the new one, never a mix.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import sqlite3
 import threading
@@ -108,14 +109,19 @@ def _connect(path: Path) -> sqlite3.Connection:
 @contextmanager
 def _sqlite_errors(path: Path) -> Iterator[None]:
     """SQLite failures a user can act on, as one line each."""
+    full = (
+        f"{path.parent}: no space left to write the index; it was left as it was — free some "
+        "space and run the command again"
+    )
     try:
         yield
     except sqlite3.OperationalError as exc:
-        if "disk is full" in str(exc) or "disk I/O error" in str(exc):
-            raise DiskFullError(
-                f"{path}: no space left to write the index ({exc}); it was left as it was — "
-                "free some space and run the command again"
-            ) from exc
+        if "full" in str(exc) or "disk I/O error" in str(exc):  # SQLITE_FULL, SQLITE_IOERR
+            raise DiskFullError(f"{full} ({exc})") from exc
+        raise
+    except OSError as exc:  # the backend's files, written inside a publish transaction
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(f"{full} ({exc.strerror})") from exc
         raise
     except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed"
         raise IndexDamagedError(
@@ -181,7 +187,8 @@ class MetadataStore(StoreView):
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite rolls back by itself on some errors (FULL)
+                    self._db.execute("ROLLBACK")
                 raise
             else:
                 self._db.execute("COMMIT")
@@ -270,6 +277,7 @@ class MetadataStore(StoreView):
         keeping their ids and paragraph vectors."""
         added: list[int] = []
         removed: list[int] = []
+        failed: list[tuple[str, str]] = []
         summary_updates = list(summary_updates)
         now = time.time()
         with self.transaction() as db:
@@ -283,7 +291,15 @@ class MetadataStore(StoreView):
                 db.execute("DELETE FROM chunks WHERE document_id = ?", row)
                 db.execute("DELETE FROM documents WHERE id = ?", row)
             for u in updates:
-                added.extend(self._insert_document(db, u, now))
+                # One document's rows that cannot be stored (a constraint) fail that document
+                # alone: its savepoint is rolled back and the rest of the batch goes in.
+                db.execute("SAVEPOINT document")
+                try:
+                    added.extend(self._insert_document(db, u, now))
+                except sqlite3.IntegrityError as exc:
+                    db.execute("ROLLBACK TO document")
+                    failed.append((u.source, f"could not be stored in the index ({exc})"))
+                db.execute("RELEASE document")
             db.executemany(
                 "UPDATE chunks SET summary = ?, summary_hash = ?, summarizer = ?, "
                 "summary_info = ? WHERE id = ?",
@@ -293,7 +309,7 @@ class MetadataStore(StoreView):
                 ],
             )
             change = Published(
-                self.generation + 1, added, removed, [u.chunk for u in summary_updates]
+                self.generation + 1, added, removed, [u.chunk for u in summary_updates], failed
             )
             self._set_meta("generation", str(change.generation))
             if before_commit is not None:

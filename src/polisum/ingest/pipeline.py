@@ -104,7 +104,11 @@ class Ingestor:
         project_root: Path,
         engine: Engine | None = None,
         on_progress: OnProgress | None = None,
+        batch_files: int = BATCH_FILES,
+        batch_seconds: float = BATCH_SECONDS,
     ) -> None:
+        self.batch_files = batch_files
+        self.batch_seconds = batch_seconds
         self.store = store
         self.backend = backend
         self.components = components
@@ -234,8 +238,8 @@ class Ingestor:
         for parsed in self.engine.parse(self.settings, [t.job for t in pending.values()]):
             batch.parsed.append((pending[parsed.source], parsed))
             stage.advance()
-            full = len(batch.parsed) >= BATCH_FILES
-            if full or time.perf_counter() - batch_started >= BATCH_SECONDS:
+            full = len(batch.parsed) >= self.batch_files
+            if full or time.perf_counter() - batch_started >= self.batch_seconds:
                 crashpoint("after_parse")
                 yield batch
                 batch, batch_started = _Batch(), time.perf_counter()
@@ -276,14 +280,20 @@ class Ingestor:
         report.chunks_added += len(change.added)
         report.chunks_removed += len(change.removed)
         report.summaries_updated += len(summary_updates)
+        not_stored = dict(change.failed)
         for _, parsed in batch.parsed:
-            if parsed.error:
+            error = parsed.error or not_stored.get(parsed.source)
+            if error:
                 report.failed += 1
-                report.failures.append(FileFailure(parsed.source, parsed.error))
-            elif parsed.source in self._known_sources:
-                report.changed += 1
+                report.failures.append(FileFailure(parsed.source, error))
             else:
-                report.new += 1
+                report.warnings.extend(
+                    FileFailure(parsed.source, w) for w in parsed.metadata.get("warnings", [])
+                )
+                if parsed.source in self._known_sources:
+                    report.changed += 1
+                else:
+                    report.new += 1
 
     def _embed(self, texts: dict[str, str], summaries: dict[str, SummaryResult], stage) -> None:
         """Vectors of every paragraph and summary not cached yet, cached batch by batch."""

@@ -33,6 +33,9 @@ class IngestReport:
     failures: list[FileFailure] = field(default_factory=list)
     # Unchanged files that failed before and were not retried (counted in ``unchanged``).
     failed_before: list[FileFailure] = field(default_factory=list)
+    # Files indexed with parts not read (a reader's bound: deep nesting, a page too large to
+    # OCR, ...), one entry per warning.
+    warnings: list[FileFailure] = field(default_factory=list)
 
     @property
     def ingested(self) -> int:
@@ -59,4 +62,5 @@ class IngestReport:
             "seconds": round(self.seconds, 3),
             "failures": [f.to_dict() for f in self.failures],
             "failed_before": [f.to_dict() for f in self.failed_before],
+            "warnings": [f.to_dict() for f in self.warnings],
         }

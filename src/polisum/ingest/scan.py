@@ -88,7 +88,7 @@ def _link_problem(path: Path, root: Path) -> str | None:
     except RuntimeError:  # a loop, as older pathlib reports it
         return "cannot read file: Too many levels of symbolic links"
     if target != root and root not in target.parents:
-        return "symlink to a file outside the folder (not followed)"
+        return "symlink to a path outside the folder (not followed)"
     return None
 
 

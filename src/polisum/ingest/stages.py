@@ -102,4 +102,7 @@ def terms_of(texts: list[str]) -> list[list[str]]:
 
 
 def _jsonable(value: Any) -> bool:
+    """Metadata kept in the index: scalars, and lists of strings (a reader's warnings)."""
+    if isinstance(value, list):
+        return all(isinstance(v, str) for v in value)
     return isinstance(value, (str, int, float, bool)) or value is None

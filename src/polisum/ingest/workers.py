@@ -192,7 +192,7 @@ class WorkerPool:
         if w.job is None:
             return None
         if timed_out:
-            reason = f"timed out after {self.limits.timeout_s:.0f} s (limit per file)"
+            reason = f"timed out after {self.limits.timeout_s:g} s (limit per file)"
         elif -w.proc.returncode in _MEMORY_DEATHS:
             reason = self._memory_reason()
         else:

@@ -9,7 +9,7 @@ mode, and silently drops everything below: old Korean pages with hundreds of unc
 ``<font>``/``<div>`` tags lost most of their text that way. The parser here runs in huge mode
 (2048 levels). A page deeper than that is read again by the standard library's tokenizer,
 which keeps no tree and so has no depth limit: all text, as plain paragraphs, and the document
-says so in ``metadata["warning"]``.
+says so in ``metadata["warnings"]``.
 
 **Bounds.** At most :data:`MAX_HTML_BYTES` of markup and :data:`MAX_HTML_ELEMENTS` elements
 (counted while parsing); walks are iterative, so nesting depth costs no Python stack.
@@ -303,10 +303,10 @@ class HtmlLoader:
             flat.close()
             flat._flush()
             parts = flat.parts
-            metadata["warning"] = (
+            metadata["warnings"] = [
                 f"nested deeper than {LIBXML2_HUGE_DEPTH} elements: read as plain paragraphs "
                 "(tables and lists not kept)"
-            )
+            ]
         elif root is None:
             parts = []
         else:
