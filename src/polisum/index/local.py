@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -147,12 +147,20 @@ class Generation:
         return Candidates(ids, signals)
 
 
+class RowSource(Protocol):
+    """Where a view's chunk rows come from: a store snapshot, or rows held in memory."""
+
+    def chunk_rows(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]: ...
+
+    def chunk_ids_where(self, where: SearchFilter) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class LocalView:
-    """A generation's structures with the store snapshot its rows come from."""
+    """A generation's structures with the rows they index (the IndexView of this module)."""
 
     structures: Generation
-    store: StoreView
+    rows: RowSource
 
     @property
     def generation(self) -> int:
@@ -168,11 +176,11 @@ class LocalView:
         use: Sequence[str] = SIGNALS,
         where: SearchFilter | None = None,
     ) -> Candidates:
-        allowed = self.store.chunk_ids_where(where) if where else None
+        allowed = self.rows.chunk_ids_where(where) if where else None
         return self.structures.candidates(query, n, use, allowed)
 
     def chunk_rows(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-        return self.store.chunk_rows(ids)
+        return self.rows.chunk_rows(ids)
 
 
 class LocalBackend:
@@ -269,32 +277,15 @@ class LocalBackend:
 
 
 @dataclass(frozen=True)
-class _MemoryView:
-    structures: Generation
+class _MemoryRows:
     rows: dict[int, dict[str, Any]]
-
-    @property
-    def generation(self) -> int:
-        return self.structures.number
-
-    def __len__(self) -> int:
-        return len(self.structures.paragraphs)
-
-    def candidates(
-        self,
-        query: Query,
-        n: int,
-        use: Sequence[str] = SIGNALS,
-        where: SearchFilter | None = None,
-    ) -> Candidates:
-        allowed = None
-        if where:
-            ids = [i for i, row in self.rows.items() if where.matches(row["source"])]
-            allowed = np.sort(np.asarray(ids, dtype=np.int64))
-        return self.structures.candidates(query, n, use, allowed)
 
     def chunk_rows(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         return {i: self.rows[i] for i in ids if i in self.rows}
+
+    def chunk_ids_where(self, where: SearchFilter) -> np.ndarray:
+        ids = [i for i, row in self.rows.items() if where.matches(row["source"])]
+        return np.sort(np.asarray(ids, dtype=np.int64))
 
 
 class MemoryBackend:
@@ -308,8 +299,8 @@ class MemoryBackend:
         self.rows = rows or {}
 
     @contextlib.contextmanager
-    def view(self) -> Iterator[_MemoryView]:
-        yield _MemoryView(self.structures, self.rows)
+    def view(self) -> Iterator[LocalView]:
+        yield LocalView(self.structures, _MemoryRows(self.rows))
 
     def publish(self, change: Published, store: StoreView) -> None:
         raise NotImplementedError("a MemoryBackend is read-only")
