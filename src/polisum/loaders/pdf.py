@@ -38,21 +38,23 @@ from polisum.loaders.ocr import (
     ocr_dpi,
     ocr_paragraphs,
 )
+from polisum.loaders.pdf_layout import (
+    Item,
+    OcrParagraph,
+    drop_running_lines,
+    merge_same_line,
+    paragraphs,
+    place_tables,
+)
 from polisum.loaders.pdf_lines import PdfLine as _Line
 from polisum.loaders.pdf_sections import OutlineEntry, read_outline, section_blocks
 from polisum.loaders.pdf_tables import PdfTable, TableSearchSkipped, find_tables
-from polisum.loaders.pdf_unruled import cell_spans, joined_cells, unruled_tables
+from polisum.loaders.pdf_unruled import cell_spans, unruled_tables
 from polisum.loaders.structure import build_document
 from polisum.types import Document
 
 # Text that is mostly unmapped glyphs (private use area, U+FFFD, control codes) is not text.
 _GARBAGE = re.compile(r"[\ufffd\ue000-\uf8ff\x00-\x08\x0b\x0c\x0e-\x1f]")
-_BULLET = re.compile(
-    r"^\s*(?:[■□▪▫●○◦•∙·※☞➢➔✓❑◻◆◇▶▷►\-–—*]|\d{1,2}[.)]\s|[가-하][.)]\s|\(\d{1,2}\)|"
-    r"[①-⑳]|제\s*\d+\s*[조장관절]|【)"
-)
-_SENTENCE_END = re.compile(r"(?:[.!?。:]|[다음함임됨요])[\"'”’)\]]*\s*$")
-_PAGE_NUMBER = re.compile(r"^\s*[-–—(]?\s*(?:\d{1,4}|[ivxlc]{1,6})\s*[-–—)]?\s*$", re.I)
 _SYMBOL_FONTS = ("wingdings", "webdings", "dingbats")
 # Bounds on what one file can make the reader do. Pages and Form XObjects can be reused, so a
 # small file can draw the same text on any number of pages, any number of times a page.
@@ -72,12 +74,6 @@ def _pdfium() -> tuple[Any, Any]:
     import pypdfium2.raw as raw
 
     return pdfium, raw
-
-
-@dataclass
-class _OcrParagraph:
-    text: str
-    page: int
 
 
 class PdfLoader:
@@ -120,10 +116,10 @@ class PdfLoader:
             if image_only:
                 raise LoadError(path, "no text layer (scanned or image-only PDF): needs OCR")
             raise LoadError(path, "no text found in PDF (blank pages or text drawn as shapes)")
-        pages = _drop_running_lines(pages)
+        pages = drop_running_lines(pages)
         if self.unruled_tables:
             pages = [unruled_tables(page) for page in pages]
-        paras = [p for page in pages for p in _paragraphs(page)]
+        paras = [p for page in pages for p in paragraphs(page)]
         blocks = section_blocks(paras, reading.outline, reading.n_pages)
         metadata: dict[str, Any] = {"format": "pdf", "pages": reading.n_pages}
         if reading.outline:
@@ -145,16 +141,12 @@ class PdfLoader:
             raise LoadError(path, f"cannot read file: {exc.strerror or exc}") from exc
 
 
-# A page is its lines, ruled tables and OCR'd paragraphs in reading order.
-_Item = _Line | PdfTable | _OcrParagraph
-
-
 @dataclass
 class _Reading:
     """What reading the pages gave: every page's items, the number of image-only pages and of
     pages OCR'd, the outline, and one line for each part not read because it exceeded a bound."""
 
-    pages: list[list[_Item]] = field(default_factory=list)
+    pages: list[list[Item]] = field(default_factory=list)
     n_pages: int = 0
     image_only: int = 0
     ocr_pages: int = 0
@@ -234,8 +226,8 @@ def _read_page(
     ocr: TesseractOCR | None,
     ocr_all: bool,
     reading: _Reading,
-) -> list[_Item]:
-    lines: list[_Item] = []
+) -> list[Item]:
+    lines: list[Item] = []
     if not ocr_all:
         textpage = page.get_textpage()
         try:
@@ -264,7 +256,7 @@ def _read_page(
 
 def _ocr_page(
     path: Path, page: Any, page_no: int, ocr: TesseractOCR, warnings: list[str]
-) -> list[_Item] | None:
+) -> list[Item] | None:
     """The page's OCR'd paragraphs, or None (and a warning) when it is too large to render."""
     width, height = page.get_size()
     dpi = ocr_dpi(width, height, ocr.dpi)
@@ -282,7 +274,7 @@ def _ocr_page(
         text = ocr.image_text(png.getvalue(), dpi=round(dpi))
     except OcrError as exc:
         raise LoadError(path, f"OCR failed on page {page_no}: {exc}") from exc
-    return [_OcrParagraph(p, page_no) for p in ocr_paragraphs(text)]
+    return [OcrParagraph(p, page_no) for p in ocr_paragraphs(text)]
 
 
 def _tables(
@@ -308,7 +300,7 @@ def _font_name(raw: Any, textpage: Any, index: int, buf: Any, flags: Any) -> str
 
 def _page_lines(
     textpage: Any, page_no: int, tables: list[PdfTable], warnings: list[str]
-) -> list[_Item]:
+) -> list[Item]:
     """The page's lines in PDFium's reading order; lines inside a table are replaced by the
     table, where its first line was."""
     _, raw = _pdfium()
@@ -335,56 +327,7 @@ def _page_lines(
                 lines.append(line)
         start = end + 1
     # Before merging: a table row and text beside the table can share a baseline.
-    return _merge_same_line(_place_tables(lines, tables) if tables else lines)
-
-
-def _place_tables(lines: list[_Line], tables: list[PdfTable]) -> list[_Item]:
-    """Lines inside a table are dropped; the table goes after the last line above it (its
-    title or caption), since PDFium's content order often draws a table before its heading."""
-    rest: list[_Line] = []
-    for line in lines:
-        x, y = (line.left + line.right) / 2, (line.top + line.bottom) / 2
-        if not any(t.contains(x, y) for t in tables):
-            rest.append(line)
-    after: dict[int, list[PdfTable]] = {}
-    for table in tables:
-        above = [
-            i
-            for i, ln in enumerate(rest)
-            if ln.bottom >= table.top - 1 and ln.left < table.right and ln.right > table.left
-        ]
-        after.setdefault(max(above, default=-1), []).append(table)
-    out: list[_Item] = list(after.get(-1, []))
-    for i, line in enumerate(rest):
-        out.append(line)
-        out.extend(after.get(i, []))
-    return out
-
-
-def _merge_same_line(lines: list[_Item]) -> list[_Item]:
-    """PDFium breaks a visual line at superscripts, font changes and wide gaps (table cells):
-    pieces that sit on the same baseline, left to right, are one line again."""
-    out: list[_Item] = []
-    for line in lines:
-        prev = out[-1] if out else None
-        if isinstance(prev, _Line) and isinstance(line, _Line) and line.left >= prev.right - 1:
-            overlap = min(prev.top, line.top) - max(prev.bottom, line.bottom)
-            if overlap > 0.5 * min(prev.top - prev.bottom, line.top - line.bottom):
-                main = prev if len(prev.text) >= len(line.text) else line
-                out[-1] = _Line(
-                    raw=prev.raw.rstrip() + " " + line.raw.lstrip(),
-                    left=prev.left,
-                    right=line.right,
-                    top=max(prev.top, line.top),
-                    bottom=min(prev.bottom, line.bottom),
-                    size=main.size,
-                    bold=main.bold,
-                    page=prev.page,
-                    cells=joined_cells(prev, line),
-                )
-                continue
-        out.append(line)
-    return out
+    return merge_same_line(place_tables(lines, tables) if tables else lines)
 
 
 def _make_line(
@@ -431,97 +374,3 @@ def _make_line(
         page=page_no,
         cells=cell_spans(chars, boxes, size),
     )
-
-
-def _norm_running(text: str) -> str:
-    return re.sub(r"\d+", "#", re.sub(r"\s+", "", text))
-
-
-def _drop_running_lines(pages: list[list[_Item]]) -> list[list[_Item]]:
-    """Running headers/footers: lines that recur (digits ignored) on at least a quarter of the
-    pages (min. 3) either among the first or last few lines of a page, or at the same height
-    wherever they fall in PDFium's reading order (a logo word, a chapter tab drawn last); and
-    bare page numbers at a page's edges."""
-    if len(pages) < 3:
-        return pages
-    edge = 4
-    counts: dict[str, int] = {}
-    for items in pages:
-        lines = [ln for ln in items if isinstance(ln, _Line)]
-        for key in {_norm_running(ln.raw) for ln in lines[:edge] + lines[-edge:]}:
-            counts[key] = counts.get(key, 0) + 1
-    need = max(3, -(-len(pages) // 4))  # a quarter of the pages: odd/even headers differ
-    running = {k for k, c in counts.items() if c >= need and k}
-    fixed = _fixed_position_lines(pages, need)
-    out = []
-    for lines in pages:
-        keep: list[_Item] = []
-        for i, line in enumerate(lines):
-            if isinstance(line, _Line):
-                key = _norm_running(line.raw)
-                at_edge = i < edge or i >= len(lines) - edge
-                if at_edge and (key in running or _PAGE_NUMBER.match(line.raw)):
-                    continue
-                if (key, round(line.top / _Y_BIN)) in fixed:
-                    continue
-            keep.append(line)
-        out.append(keep)
-    return out
-
-
-_Y_BIN = 2.0  # points
-
-
-def _fixed_position_lines(pages: list[list[_Item]], need: int) -> set[tuple[str, int]]:
-    """(text key, height bin) of short lines with letters that sit at the same height (±1 bin)
-    on ``need`` pages or more. Numbers alone are left alone: chart values can line up."""
-    seen: dict[tuple[str, int], set[int]] = {}
-    for page_no, items in enumerate(pages):
-        for line in items:
-            if isinstance(line, _Line) and len(line.text) <= 80:
-                key = _norm_running(line.raw)
-                if any(c.isalpha() for c in key):
-                    seen.setdefault((key, round(line.top / _Y_BIN)), set()).add(page_no)
-    fixed = set()
-    for (key, y), on in seen.items():
-        near = on | seen.get((key, y - 1), set()) | seen.get((key, y + 1), set())
-        if len(near) >= need:
-            fixed.add((key, y))
-    return fixed
-
-
-def _paragraphs(lines: list[_Item]) -> list[list[_Line] | PdfTable | _OcrParagraph]:
-    paras: list[list[_Line] | PdfTable | _OcrParagraph] = []
-    cur: list[_Line] = []
-    for line in lines:
-        if not isinstance(line, _Line):  # a table or an OCR'd paragraph stands alone
-            if cur:
-                paras.append(cur)
-                cur = []
-            paras.append(line)
-            continue
-        if cur and not _continues(cur, line):
-            paras.append(cur)
-            cur = []
-        cur.append(line)
-    if cur:
-        paras.append(cur)
-    return paras
-
-
-def _continues(cur: list[_Line], line: _Line) -> bool:
-    prev = cur[-1]
-    size = min(prev.size, line.size)
-    if abs(prev.size - line.size) > 0.15 * max(prev.size, line.size):
-        return False  # font size changed: heading ↔ body
-    if line.top > prev.top + 0.5 * size or line.left > prev.right + 2 * size:
-        return False  # moved up or right: next column or a separate box
-    if prev.bottom - line.top > 0.7 * size:
-        return False  # a vertical gap wider than the line spacing
-    if _BULLET.match(line.raw):
-        return False
-    if len(cur) >= 2:
-        right = max(ln.right for ln in cur)
-        if prev.right < right - 3 * size and _SENTENCE_END.search(prev.raw):
-            return False  # the previous line was a short, finished last line
-    return True
