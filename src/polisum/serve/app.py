@@ -57,6 +57,9 @@ def open_state(settings: ServeSettings, index: Index | None = None) -> ServeStat
         index.embedder  # noqa: B018
         index.components.reranker  # noqa: B018
         generator = index.components.generator
+        # One search loads what the first query would otherwise wait for (FAISS, the BM25
+        # tokenizer, the backend's current generation).
+        index.search("warm up", k=1)
         for choice in index.components.remote():
             log.info("sending text to %s", choice.describe())
 
@@ -86,13 +89,18 @@ def open_state(settings: ServeSettings, index: Index | None = None) -> ServeStat
         raise
 
 
-def create_app(settings: ServeSettings, *, index: Index | None = None) -> FastAPI:
-    """The API under ``/v1`` and the web app at ``/``, over the index of ``settings`` (or the
-    open ``index`` given, which the caller keeps and closes)."""
+def create_app(
+    settings: ServeSettings, *, index: Index | None = None, state: ServeState | None = None
+) -> FastAPI:
+    """The API under ``/v1`` and the web app at ``/``, over the index of ``settings``.
+
+    ``index``: serve this open Index instead (the caller keeps and closes it). ``state``: one
+    :func:`open_state` already made (the CLI does, to report a bad setting in one line before
+    the server starts)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = open_state(settings, index)
+        state = ready or open_state(settings, index)
         clean_staging(state.uploads)
         state.jobs.start()
         app.state.polisum = state
@@ -108,6 +116,7 @@ def create_app(settings: ServeSettings, *, index: Index | None = None) -> FastAP
                 log.warning("a write job is still running at shutdown; the index is left open "
                             "(it stays consistent: each publish is atomic)")  # fmt: skip
 
+    ready = state
     app = FastAPI(
         title="polisum",
         version=__version__,
