@@ -161,8 +161,11 @@ def install(app: FastAPI) -> None:
             "unexpected error on %s %s (request %s)",
             request.method, request.url.path, rid, exc_info=exc,
         )  # fmt: skip
+        # This handler runs outside the middleware stack (Starlette's ServerErrorMiddleware),
+        # so the request id header is set here.
         return problem_response(
             request,
             500,
             f"internal error; the server log has the details under request id {rid}",
+            headers={"X-Request-ID": rid or ""},
         )
