@@ -1,7 +1,7 @@
 // Calls to polisum's REST API (/v1): the bearer key, RFC 9457 problem details, and SSE over POST.
 
 const KEY = "polisum.key";
-let askForKey = null; // () => Promise<boolean>: set by the page; true when a key was entered
+let askForKey = null; // (rejected) => Promise<boolean>: set by the page; true: a key was entered
 
 export class ApiError extends Error {
   constructor(status, problem) {
@@ -55,7 +55,9 @@ export async function request(path, { method = "GET", json, body, accept, signal
       payload = JSON.stringify(json);
     }
     const res = await fetch(path, { method, headers, body: payload, signal });
-    if (res.status === 401 && attempt === 0 && askForKey && (await askForKey())) continue;
+    if (res.status === 401 && attempt === 0 && askForKey && (await askForKey(Boolean(key)))) {
+      continue;
+    }
     if (!res.ok) throw await problemOf(res);
     return res;
   }

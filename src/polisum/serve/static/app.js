@@ -31,10 +31,12 @@ function showTab() {
 // -- API key --------------------------------------------------------------------------------
 let keyPrompt = null;
 
-function promptKey() {
+/** Asks for the key; ``rejected``: the key sent was refused (401), so it is not shown again. */
+function promptKey(rejected = false) {
   keyPrompt ??= new Promise((resolve) => {
     const dialog = $("key-dialog");
-    $("key-input").value = getKey();
+    $("key-rejected").hidden = !rejected;
+    $("key-input").value = rejected ? "" : getKey();
     dialog.returnValue = "";
     dialog.addEventListener(
       "close",
@@ -59,7 +61,7 @@ async function search(event) {
   const filters = {};
   if ($("f-source").value.trim()) filters.source_prefix = $("f-source").value.trim();
   if ($("f-type").value) filters.file_types = [$("f-type").value];
-  const k = Math.max(1, Math.min(50, Number($("f-k").value) || 10));
+  const k = Math.max(1, Math.min(Number($("f-k").max) || 50, Number($("f-k").value) || 10));
   $("search-status").textContent = t("search.busy");
   try {
     const reply = await getJSON("/v1/search", { method: "POST", json: { query, k, filters } });
@@ -163,16 +165,16 @@ function drawAnswer() {
   const answer = view.answer;
   if (!answer) return;
   const passages = listOf(answer.passages, "passages");
-  $("answer-text").replaceChildren(
-    citedText(answer.text ?? "", passages.length, (n) => openPassage(passages[n - 1], n)),
-  );
+  const terms = queryTerms(answer.query ?? answer.question ?? "");
+  const open = (n) => openPassage(passages[n - 1], n, terms);
+  $("answer-text").replaceChildren(citedText(answer.text ?? "", passages.length, open));
   $("answer-flags").replaceChildren(
     ...(answer.flags ?? []).map((flag) => el("li", "", has(`flag.${flag}`) ? t(`flag.${flag}`) : flag)),
   );
-  drawSources(answer.refused ? [] : passages, answer.citations ?? []);
+  drawSources(answer.refused ? [] : passages, answer.citations ?? [], terms);
 }
 
-function drawSources(passages, citations) {
+function drawSources(passages, citations, terms = []) {
   const cited = new Set(citations.map((c) => c.number));
   $("sources-title").hidden = !passages.length;
   $("answer-sources").replaceChildren(
@@ -181,7 +183,7 @@ function drawSources(passages, citations) {
       const item = el("li", cited.has(number) ? "cited" : "");
       const open = el("button", "link", `[${number}] ${where(passage)}`);
       open.type = "button";
-      open.addEventListener("click", () => openPassage(passage, number));
+      open.addEventListener("click", () => openPassage(passage, number, terms));
       item.append(open);
       return item;
     }),
@@ -232,6 +234,14 @@ async function loadStatus() {
   try {
     // /v1/status is `polisum status --json`: documents is the list, chunks a count.
     const status = await getJSON("/v1/status");
+    const service = status.service ?? {};
+    // A read key cannot upload or delete: those controls (class "admin") are hidden.
+    document.body.dataset.role = service.role ?? "";
+    const limits = service.limits ?? {};
+    if (limits.max_query_chars) {
+      for (const id of ["q", "question"]) $(id).maxLength = limits.max_query_chars;
+    }
+    if (limits.max_k) $("f-k").max = limits.max_k;
     const docs = status.documents;
     $("footer").textContent = t("footer.status", {
       documents: Array.isArray(docs) ? docs.length : (docs ?? "?"),
@@ -271,6 +281,7 @@ function start() {
   $("passage").addEventListener("close", releasePage);
   wireDocuments();
   window.addEventListener("hashchange", showTab);
+  window.addEventListener("documents-changed", loadStatus);
   showTab();
   document.body.dataset.ready = "true";
   askForKeyIfRequired().then(loadStatus);

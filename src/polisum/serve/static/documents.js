@@ -10,10 +10,12 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const FINISHED = new Set(["done", "failed", "error", "cancelled", "succeeded"]);
 let documents = [];
 
+/** Reads the list again; the page hears "documents-changed" (the footer's counts follow). */
 export async function loadDocuments() {
   try {
     documents = listOf(await getJSON("/v1/documents"), "documents");
     drawDocuments();
+    window.dispatchEvent(new Event("documents-changed"));
   } catch (error) {
     showError(error);
   }
@@ -44,7 +46,7 @@ function documentRow(doc) {
   const kind = doc.status === "ok" ? "ok" : doc.status === "failed" ? "bad" : "";
   status.append(el("span", `badge ${kind}`, has(`status.${doc.status}`) ? t(`status.${doc.status}`) : doc.status));
   const chunks = el("td", "num", doc.chunks ?? doc.n_chunks ?? "");
-  const actions = el("td", "actions");
+  const actions = el("td", "actions admin");
   const remove = el("button", "danger small", t("docs.delete"));
   remove.type = "button";
   remove.setAttribute("aria-label", t("docs.delete.label", { name: doc.source }));
@@ -60,7 +62,7 @@ async function deleteDocument(doc) {
   try {
     const reply = await getJSON(`/v1/documents/${encodeURIComponent(doc.id)}`, { method: "DELETE" });
     const job = jobIdOf(reply);
-    if (job) await watchJob(job, jobItem(doc.source));
+    if (job) await watchJob(job, jobItem(t("job.delete", { name: doc.source })));
     $("docs-status").textContent = t("docs.deleted", { name: doc.source });
   } catch (error) {
     showError(error);
@@ -73,7 +75,7 @@ async function upload(files) {
   clearError();
   const form = new FormData();
   for (const file of files) form.append("files", file, file.name);
-  const item = jobItem(files.map((f) => f.name).join(", "));
+  const item = jobItem(t("job.upload", { name: files.map((f) => f.name).join(", ") }));
   try {
     const reply = await getJSON("/v1/documents", { method: "POST", body: form });
     const job = jobIdOf(reply);
@@ -88,9 +90,9 @@ async function upload(files) {
 
 const jobIdOf = (reply) => reply?.job?.id ?? reply?.job_id ?? null;
 
-function jobItem(name) {
+function jobItem(title) {
   const item = el("li", "job");
-  item.append(el("strong", "", t("job.title", { name })), el("span", "state", t("job.queued")));
+  item.append(el("strong", "", title), el("span", "state", t("job.queued")));
   item.append(el("div", "stages"), el("ul", "problems"));
   $("jobs").prepend(item);
   return item;
@@ -124,10 +126,12 @@ function drawJob(item, job, state) {
 
 function finishJob(item, job) {
   const failed = job.state !== "done" && job.state !== "succeeded";
-  item.classList.add(failed ? "failed" : "done");
-  item.querySelector(".state").textContent = t(failed ? "job.failed" : "job.done");
   if (job.error) item.querySelector(".problems").append(el("li", "reason", job.error));
-  if (!failed && !item.querySelector(".problems li")) setTimeout(() => item.remove(), 5000);
+  // Done, but some file could not be read: kept in view with its reasons, marked "partial".
+  const partial = !failed && item.querySelector(".problems li") !== null;
+  item.classList.add(failed ? "failed" : partial ? "partial" : "done");
+  item.querySelector(".state").textContent = t(failed ? "job.failed" : "job.done");
+  if (!failed && !partial) setTimeout(() => item.remove(), 5000);
   return job;
 }
 
