@@ -74,6 +74,7 @@ def server(tmp_path_factory) -> Iterator[str]:
         yield base
 
 
+# Tests name ``browser`` before ``server``: without a browser they skip before a server starts.
 @pytest.fixture(scope="module")
 def browser():
     executable = chromium_path()
@@ -143,7 +144,7 @@ def test_page_and_bundle_are_served_with_a_strict_policy(server: str) -> None:
     assert httpx.get(f"{server}/static/nothing.js", timeout=TIMEOUT).status_code == 404
 
 
-def test_upload_search_ask_open_citation_delete(server: str, browser, shots: Screenshots) -> None:
+def test_upload_search_ask_open_citation_delete(browser, server: str, shots: Screenshots) -> None:
     page = open_page(browser, server, viewport=DESKTOP)
     pdf = make_pdf([FERRY, "The ferry office opens at eight."])
     broken = b"%PDF-1.4\n" + bytes(range(256)) * 8 + b"\n%%EOF\n"
@@ -215,9 +216,7 @@ def test_upload_search_ask_open_citation_delete(server: str, browser, shots: Scr
 
 
 def test_document_markup_shows_as_text_and_never_runs(
-    server: str,
-    browser,
-    shots: Screenshots,
+    browser, server: str, shots: Screenshots
 ) -> None:
     page = open_page(browser, server, viewport=DESKTOP)
     page.click("nav >> text=Documents")
@@ -247,7 +246,7 @@ def test_document_markup_shows_as_text_and_never_runs(
     delete(server, "notice.md")
 
 
-def test_korean_at_phone_width(server: str, browser, shots: Screenshots) -> None:
+def test_korean_at_phone_width(browser, server: str, shots: Screenshots) -> None:
     page = open_page(browser, server, viewport=PHONE, locale="ko-KR")
     assert page.get_attribute("html", "lang") == "ko"
     assert page.inner_text("nav a[data-tab=search]") == "검색"
@@ -287,7 +286,7 @@ def test_korean_at_phone_width(server: str, browser, shots: Screenshots) -> None
 
 
 def test_the_page_asks_for_a_key_and_offers_a_read_key_no_writes(
-    server: str, browser, shots: Screenshots
+    browser, server: str, shots: Screenshots
 ) -> None:
     page = open_page(browser, server, viewport=DESKTOP, key=None)
     # /v1/health says keys are required: the page asks before anything fails.
@@ -320,7 +319,7 @@ def test_the_page_asks_for_a_key_and_offers_a_read_key_no_writes(
     page.context.close()
 
 
-def test_event_stream_reader_joins_events_split_across_chunks(server: str, browser) -> None:
+def test_event_stream_reader_joins_events_split_across_chunks(browser, server: str) -> None:
     """The SSE reader (static/api.js) against the splits a network makes: an event cut in the
     middle of its JSON and of its CRLF blank line, comments, multi-line data, no final newline."""
     page = open_page(browser, server, viewport=DESKTOP)
