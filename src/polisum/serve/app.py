@@ -74,7 +74,7 @@ def open_state(settings: ServeSettings, index: Index | None = None) -> ServeStat
             settings=settings,
             index=index,
             keys=settings.api_keys(),
-            jobs=JobQueue(limits.max_queued_jobs),
+            jobs=JobQueue(limits.max_queued_jobs),  # replaced (and started) by each lifespan
             chats=Conversations(make_session, cap=limits.max_chat_sessions, ttl=limits.chat_ttl_s),
             slots=GenerationSlots(limits.max_concurrent_generations, limits.generation_wait_s),
             images=Images(settings.image_model),
@@ -98,25 +98,31 @@ def create_app(
     :func:`open_state` already made (the CLI does, to report a bad setting in one line before
     the server starts)."""
 
+    ready: list[ServeState] = [state] if state is not None else []
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = ready or open_state(settings, index)
-        clean_staging(state.uploads)
-        state.jobs.start()
-        app.state.polisum = state
-        log.info("polisum serve: index %s, %d keys", state.index.path,
-                 len(state.keys.read) + len(state.keys.admin))  # fmt: skip
+        # A lifespan may run more than once per app (test clients start one per session): a
+        # state whose index was closed is not reused, and each run has its own writer thread.
+        current = ready.pop() if ready else open_state(settings, index)
+        current.jobs = JobQueue(settings.limits.max_queued_jobs)
+        clean_staging(current.uploads)
+        current.jobs.start()
+        app.state.polisum = current
+        log.info("polisum serve: index %s, %d keys", current.index.path,
+                 len(current.keys.read) + len(current.keys.admin))  # fmt: skip
         try:
             yield
         finally:
-            idle = state.jobs.close()
-            if state.owns_index and idle:
-                state.index.close()
-            elif not idle:
-                log.warning("a write job is still running at shutdown; the index is left open "
-                            "(it stays consistent: each publish is atomic)")  # fmt: skip
+            idle = current.jobs.close()
+            if current.owns_index and idle:
+                current.index.close()
+            else:
+                ready.append(current)  # the caller's index stays open: the state can serve again
+                if not idle:
+                    log.warning("a write job is still running at shutdown; the index is left "
+                                "open (it stays consistent: each publish is atomic)")  # fmt: skip
 
-    ready = state
     app = FastAPI(
         title="polisum",
         version=__version__,

@@ -48,10 +48,51 @@ router = APIRouter(tags=["answer"])
 log = logging.getLogger("polisum.serve")
 
 DEFAULT_ANSWER_TOKENS = 384  # as `polisum query --answer`
+
+
+def _event(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    """One Server-Sent Event: its name and its JSON ``data`` (JSON Schema 2020-12 keywords)."""
+    return {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"const": name},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": data,
+            },
+        },
+    }
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+SSE_EVENT = {
+    "oneOf": [
+        _event(
+            "passages",
+            {
+                "type": "object",
+                "required": ["passages"],
+                "properties": {"passages": {"type": "array", "items": _ref("PassageModel")}},
+            },
+        ),
+        _event(
+            "token",
+            {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
+        ),
+        _event("answer", _ref("AnswerResponse")),
+        _event("error", _ref("Problem")),
+    ]
+}
 SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
-        "description": "The answer (JSON), or events passages, token..., answer (stream)",
+        "content": {"text/event-stream": {"schema": SSE_EVENT}},
+        "description": "The answer as JSON, or (stream) events: passages, token..., then answer "
+        "(or error)",
     }
 }
 

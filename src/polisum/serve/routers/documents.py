@@ -7,10 +7,10 @@ moment and then already shows ``done``.
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from polisum.index.records import DocumentRecord
@@ -31,6 +31,9 @@ from polisum.serve.uploads import UPLOAD_FIELD, MultipartUpload, UploadError
 router = APIRouter(tags=["documents"])
 
 DELETE_WAIT_S = 2.0
+MAX_PAGE = 1_000_000
+# SQLite integers are 64-bit: a larger id is not a document (and must not reach the driver).
+DocId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 UPLOAD_BODY = {
     "requestBody": {
         "required": True,
@@ -56,7 +59,7 @@ def document_info(state: ServeState, d: DocumentRecord) -> DocumentInfo:
     return DocumentInfo(
         **d.to_dict(),
         uploaded=is_upload(state.index, d.source, state.uploads),
-        file_type=Path(d.source).suffix.lower(),
+        file_type=FilePath(d.source).suffix.lower(),
     )
 
 
@@ -79,7 +82,7 @@ def list_documents(state: StateDep, who: ReadCaller) -> DocumentList:
 
 @router.get("/documents/{doc_id}", response_model=DocumentDetail)
 def get_document_detail(
-    doc_id: int,
+    doc_id: DocId,
     state: StateDep,
     who: ReadCaller,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
@@ -106,8 +109,8 @@ def get_document_detail(
     responses={200: {"content": {"image/png": {}}, "description": "the page as PNG"}},
 )
 def page_png(
-    doc_id: int,
-    page: int,
+    doc_id: DocId,
+    page: Annotated[int, Path(ge=1, le=MAX_PAGE)],
     state: StateDep,
     who: ReadCaller,
     width: Annotated[int, Query(ge=64, le=4096)] = 1000,
@@ -137,7 +140,7 @@ def page_png(
 
 
 @router.delete("/documents/{doc_id}", status_code=202, response_model=JobAccepted)
-def delete_document(doc_id: int, state: StateDep, who: AdminCaller) -> JobAccepted:
+def delete_document(doc_id: DocId, state: StateDep, who: AdminCaller) -> JobAccepted:
     """Remove a document from the index (and, for an upload, its file), as a write job."""
     doc = get_document(state, doc_id)
     job = state.jobs.submit("delete", doc.source, delete_work(state.index, doc, state.uploads))
