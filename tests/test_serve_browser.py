@@ -209,6 +209,7 @@ def test_upload_search_ask_open_citation_delete(browser, server: str, shots: Scr
     page.click("#docs tr:has-text('ferry.pdf') button.danger")
     page.wait_for_selector("#docs tr:has-text('ferry.pdf')", state="detached", timeout=60_000)
     assert not any(d["source"].endswith("ferry.pdf") for d in documents(server))
+    assert re.fullmatch(r"Deleted \S*ferry\.pdf\.", page.inner_text("#docs-status"))
     shots(page, "desktop-deleted")
     delete(server, "broken.pdf")
     assert page.problems == []

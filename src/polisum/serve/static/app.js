@@ -1,8 +1,17 @@
 // polisum's web page: Search, Ask (streamed, cited) and Documents over the /v1 API.
 // No framework and no build step; every piece of document data is inserted as text (render.js).
 
-import { ApiError, events, getJSON, getKey, imageURL, listOf, onUnauthorized, request, setKey }
-  from "./api.js";
+import {
+  ApiError,
+  events,
+  getJSON,
+  getKey,
+  imageURL,
+  listOf,
+  onUnauthorized,
+  request,
+  setKey,
+} from "./api.js";
 import { documentIdOf, drawDocuments, loadDocuments, wireDocuments } from "./documents.js";
 import { applyStrings, has, language, setLanguage, t } from "./i18n.js";
 import { citedText, el, highlighted, isPDF, queryTerms, where } from "./render.js";
@@ -76,7 +85,9 @@ async function search(event) {
 function drawSearch() {
   if (!view.search) return;
   const { hits, terms } = view.search;
-  $("search-status").textContent = hits.length ? t("search.count", { n: hits.length }) : t("search.none");
+  $("search-status").textContent = hits.length
+    ? t("search.count", { n: hits.length })
+    : t("search.none");
   $("results").replaceChildren(...hits.map((hit) => hitItem(hit, terms)));
 }
 
@@ -169,7 +180,9 @@ function drawAnswer() {
   const open = (n) => openPassage(passages[n - 1], n, terms);
   $("answer-text").replaceChildren(citedText(answer.text ?? "", passages.length, open));
   $("answer-flags").replaceChildren(
-    ...(answer.flags ?? []).map((flag) => el("li", "", has(`flag.${flag}`) ? t(`flag.${flag}`) : flag)),
+    ...(answer.flags ?? []).map((flag) =>
+      el("li", "", has(`flag.${flag}`) ? t(`flag.${flag}`) : flag),
+    ),
   );
   drawSources(answer.refused ? [] : passages, answer.citations ?? [], terms);
 }
@@ -200,7 +213,10 @@ async function openPassage(item, number, terms = []) {
   $("passage-title").textContent = number ? `[${number}] ${item.source}` : item.source;
   $("passage-where").textContent = where(item);
   $("passage-summary").hidden = !item.summary;
-  $("passage-summary").replaceChildren(el("strong", "", `${t("hit.summary")}: `), item.summary ?? "");
+  $("passage-summary").replaceChildren(
+    el("strong", "", `${t("hit.summary")}: `),
+    item.summary ?? "",
+  );
   $("passage-text").replaceChildren(highlighted(item.text ?? "", terms));
   $("passage-figure").hidden = true;
   $("passage-image").removeAttribute("src");

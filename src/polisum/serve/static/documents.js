@@ -32,7 +32,9 @@ export async function documentIdOf(source) {
 
 export function drawDocuments() {
   const docs = documents;
-  $("docs-status").textContent = docs.length ? t("docs.count", { n: docs.length }) : t("docs.empty");
+  $("docs-status").textContent = docs.length
+    ? t("docs.count", { n: docs.length })
+    : t("docs.empty");
   $("docs").replaceChildren(...docs.map(documentRow));
 }
 
@@ -44,7 +46,13 @@ function documentRow(doc) {
   if (doc.error) name.append(el("p", "reason", doc.error));
   const status = el("td");
   const kind = doc.status === "ok" ? "ok" : doc.status === "failed" ? "bad" : "";
-  status.append(el("span", `badge ${kind}`, has(`status.${doc.status}`) ? t(`status.${doc.status}`) : doc.status));
+  status.append(
+    el(
+      "span",
+      `badge ${kind}`,
+      has(`status.${doc.status}`) ? t(`status.${doc.status}`) : doc.status,
+    ),
+  );
   const chunks = el("td", "num", doc.chunks ?? doc.n_chunks ?? "");
   const actions = el("td", "actions admin");
   const remove = el("button", "danger small", t("docs.delete"));
@@ -59,15 +67,17 @@ function documentRow(doc) {
 async function deleteDocument(doc) {
   if (!window.confirm(t("docs.confirm", { name: doc.source }))) return;
   clearError();
+  let said = null;
   try {
-    const reply = await getJSON(`/v1/documents/${encodeURIComponent(doc.id)}`, { method: "DELETE" });
-    const job = jobIdOf(reply);
-    if (job) await watchJob(job, jobItem(t("job.delete", { name: doc.source })));
-    $("docs-status").textContent = t("docs.deleted", { name: doc.source });
+    const path = `/v1/documents/${encodeURIComponent(doc.id)}`;
+    const job = jobIdOf(await getJSON(path, { method: "DELETE" }));
+    const done = job ? await watchJob(job, jobItem(t("job.delete", { name: doc.source }))) : null;
+    if (!done || done.state === "done") said = t("docs.deleted", { name: doc.source });
   } catch (error) {
     showError(error);
   }
   await loadDocuments();
+  if (said) $("docs-status").textContent = said; // announced: the status line is aria-live
 }
 
 async function upload(files) {
@@ -117,11 +127,13 @@ function drawJob(item, job, state) {
     : Object.entries(job.stages ?? job.progress ?? {}).map(([stage, s]) => ({ stage, ...s }));
   item.querySelector(".stages").replaceChildren(...stages.map(stageBar));
   const files = job.files ?? job.report?.files ?? [];
-  item.querySelector(".problems").replaceChildren(
-    ...files
-      .filter((f) => f.error)
-      .map((f) => el("li", "reason", `${f.name ?? f.source}: ${f.error}`)),
-  );
+  item
+    .querySelector(".problems")
+    .replaceChildren(
+      ...files
+        .filter((f) => f.error)
+        .map((f) => el("li", "reason", `${f.name ?? f.source}: ${f.error}`)),
+    );
 }
 
 function finishJob(item, job) {

@@ -12,7 +12,8 @@ export function el(tag, className, text) {
 }
 
 // Korean particles and endings left off a query word so "지원금은" also marks "지원금".
-const PARTICLES = /(에서는|에게서|으로는|까지|부터|에서|에게|으로|이다|입니다|은|는|이|가|을|를|의|에|로|와|과|도|만)$/u;
+const PARTICLES =
+  /(에서는|에게서|으로는|까지|부터|에서|에게|으로|이다|입니다|은|는|이|가|을|를|의|에|로|와|과|도|만)$/u;
 const STOPWORDS = new Set(
   (
     "the a an of and or to in on at for by with is are was were be it its this that what which " +
