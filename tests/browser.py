@@ -74,12 +74,12 @@ def clean_env(config_dir: Path, **extra: str) -> dict[str, str]:
 
 @contextmanager
 def live_server(
-    index: Path, env: dict[str, str], log: Path, timeout: float = 90.0
+    index: Path, env: dict[str, str], log: Path, *args: str, timeout: float = 90.0
 ) -> Iterator[str]:
-    """``polisum serve --index INDEX`` on 127.0.0.1 and a free port; yields its base URL once
-    ``/v1/health`` answers. The server's output goes to ``log`` (shown when it fails)."""
+    """``polisum serve --index INDEX ARGS`` on 127.0.0.1 and a free port; yields its base URL
+    once ``/v1/health`` answers. The server's output goes to ``log`` (shown when it fails)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "polisum.cli", "serve", "--index", str(index)]
+    cmd = [sys.executable, "-m", "polisum.cli", "serve", "--index", str(index), *args]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)

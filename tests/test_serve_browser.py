@@ -10,9 +10,11 @@ test-artifacts/screenshots/).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +32,7 @@ from browser import (
     sync_playwright,
 )
 from conftest import EN_LIBRARY, EN_SOLAR, KO_BUS, KO_RENT
+from fake_openai import chunk, fake_openai
 from test_bad_inputs import make_pdf
 
 pytest.importorskip("fastapi", reason="the web service needs fastapi: pip install polisum[serve]")
@@ -51,10 +54,15 @@ HOSTILE = (
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[str]:
+def root(tmp_path_factory) -> Path:
+    """The test project: ``project/.polisum`` (the index), the user config, the server logs."""
+    return tmp_path_factory.mktemp("serve-browser")
+
+
+@pytest.fixture(scope="module")
+def server(root: Path) -> Iterator[str]:
     """A live ``polisum serve`` with a read key and an admin key, its index holding youth.md
     (Korean) and city.txt (English), uploaded through the API."""
-    root = tmp_path_factory.mktemp("serve-browser")
     index = root / "project" / ".polisum"
     keys = {"POLISUM_READ_KEYS": READ_KEY, "POLISUM_ADMIN_KEYS": ADMIN_KEY}
     with live_server(index, clean_env(root / "user-config", **keys), root / "server.log") as base:
@@ -353,3 +361,68 @@ def test_event_stream_reader_joins_events_split_across_chunks(browser, server: s
         {"type": "answer", "data": {"text": "Ferries [1]", "flags": []}},
     ]
     page.context.close()
+
+
+def test_a_model_answer_shows_while_it_streams(
+    browser, server: str, root: Path, shots: Screenshots
+) -> None:
+    """With a generator (a scripted OpenAI-compatible server sending a piece every 0.6 s), the
+    answer grows on the page piece by piece; its [1] becomes a button once it is complete."""
+    pieces = ["월 최대 20만 원의 ", "월세를 12개월 동안 ", "지원합니다 [1]."]
+    answers = itertools.count()
+    release = threading.Event()  # the second answer waits after its first piece until set
+
+    def slow_stream(handler) -> None:
+        second = next(answers) == 1
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.end_headers()
+        for piece in [*pieces, None]:
+            event = chunk(piece) if piece else chunk(finish="stop")
+            handler.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+            handler.wfile.flush()
+            if second:
+                release.wait(30)
+            time.sleep(0.6)
+        handler.wfile.write(b"data: [DONE]\n\n")
+        handler.close_connection = True
+
+    answer_is = "([text, whole]) => {\n"
+    answer_is += "const now = document.getElementById('answer-text').textContent;\n"
+    answer_is += "return whole ? now === text : now.startsWith(text); }"
+    env = clean_env(root / "user-config", POLISUM_ADMIN_KEYS=ADMIN_KEY)
+    with fake_openai(slow_stream) as model:
+        generator = ("--generator", "openai:fake", "--base-url", model.url)
+        log = root / "model-server.log"
+        with live_server(root / "project" / ".polisum", env, log, *generator) as base:
+            try:
+                page = open_page(browser, base, viewport=DESKTOP)
+                page.click("nav >> text=Ask")
+                page.fill("#question", "청년 월세 지원은 얼마인가요?")
+                page.click("#ask-submit")
+                page.wait_for_function(answer_is, arg=[pieces[0], False], timeout=60_000)
+                partial = page.inner_text("#answer-text")
+                assert page.get_attribute("#answer-text", "aria-busy") == "true"
+                assert partial != "".join(pieces) and page.query_selector("button.cite") is None
+                shots(page, "desktop-ask-streaming")
+                page.wait_for_selector("#answer-text button.cite")
+                assert page.inner_text("#answer-text") == "".join(pieces)
+                assert page.get_attribute("#answer-text", "aria-busy") == "false"
+                assert "extractive" not in page.inner_text("#answer-flags").lower()
+                page.click("#answer-text button.cite")
+                assert "youth.md" in page.inner_text("#passage-title")
+                page.keyboard.press("Escape")
+
+                # Stop (the model holds after its first piece): the stream is dropped where it
+                # is, and the page is ready for the next question.
+                page.click("#ask-submit")
+                page.wait_for_function(answer_is, arg=[pieces[0], True])
+                page.click("#ask-stop")
+                page.wait_for_selector("#answer-flags li")
+                assert page.inner_text("#answer-flags") == "Stopped."
+                assert page.inner_text("#answer-text") == pieces[0]
+                assert page.is_enabled("#ask-submit") and not page.is_visible("#ask-stop")
+                assert page.problems == []
+                page.context.close()
+            finally:
+                release.set()  # a held stream would keep the server from stopping
