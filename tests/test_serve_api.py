@@ -103,7 +103,9 @@ def test_status_is_polisum_status_json_plus_the_service(client, index):
 def test_openapi_and_docs_are_served(client):
     spec = client.get("/openapi.json").json()
     assert {"/v1/search", "/v1/answer", "/v1/documents", "/v1/jobs/{job_id}"} <= set(spec["paths"])
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "https://" not in docs.text  # served offline, no CDN
+    assert client.get("/docs-static/swagger-ui-bundle.js").status_code == 200
 
 
 # -- search ---------------------------------------------------------------------------------------

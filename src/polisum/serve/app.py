@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -89,6 +90,16 @@ def open_state(settings: ServeSettings, index: Index | None = None) -> ServeStat
         raise
 
 
+def _fastapi(**options: Any) -> FastAPI:
+    """FastAPI whose /docs and /redoc load their scripts from this server (fastapi-offline
+    vendors them), not from a CDN: the service often runs where there is no internet."""
+    try:
+        from fastapi_offline import FastAPIOffline
+    except ImportError:  # installed without the serve extra's docs assets: CDN pages
+        return FastAPI(**options)
+    return FastAPIOffline(static_url="/docs-static", **options)
+
+
 def create_app(
     settings: ServeSettings, *, index: Index | None = None, state: ServeState | None = None
 ) -> FastAPI:
@@ -123,7 +134,7 @@ def create_app(
                     log.warning("a write job is still running at shutdown; the index is left "
                                 "open (it stays consistent: each publish is atomic)")  # fmt: skip
 
-    app = FastAPI(
+    app = _fastapi(
         title="polisum",
         version=__version__,
         summary="Search, cited answers and document management over a polisum index.",
