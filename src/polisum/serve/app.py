@@ -30,6 +30,7 @@ from polisum.serve.middleware import RequestContext
 from polisum.serve.problems import problem_doc
 from polisum.serve.routers import answer, documents, images, jobs, search, system
 from polisum.serve.settings import ServeSettings
+from polisum.text import terms
 
 log = logging.getLogger("polisum.serve")
 
@@ -58,8 +59,12 @@ def open_state(settings: ServeSettings, index: Index | None = None) -> ServeStat
         index.embedder  # noqa: B018
         index.components.reranker  # noqa: B018
         generator = index.components.generator
-        # One search loads what the first query would otherwise wait for (FAISS, the BM25
-        # tokenizer, the backend's current generation).
+        # Load now what the first query or the first ingest would otherwise wait for: Kiwi's
+        # model (its load holds the GIL for seconds, stalling every request; a search over an
+        # empty index does not reach it), the embedder's first call, FAISS and the backend's
+        # current generation.
+        terms("준비 warm up")
+        index.embedder.embed_queries(["warm up"])
         index.search("warm up", k=1)
         for choice in index.components.remote():
             log.info("sending text to %s", choice.describe())
