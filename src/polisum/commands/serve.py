@@ -65,7 +65,7 @@ def serve(
             host=host,
             port=port,
             allowed_ingest_roots=tuple(allow_ingest_root or ()),
-            cors_origins=tuple(cor for cor in cors_origin or ()),
+            cors_origins=tuple(cors_origin or ()),
             image_model=image_model,
             generator=generator,
             adapter=adapter,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
@@ -89,7 +89,6 @@ class ServeState:
     extensions: frozenset[str]
     source_ids: SourceIds
     owns_index: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def limits(self) -> Limits:

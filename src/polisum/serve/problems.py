@@ -93,13 +93,10 @@ def problem_response(
 
 def status_of(exc: PolisumError) -> int:
     """The HTTP status of a library error (by its kind, most specific first)."""
+    from polisum.chat.sdprompt import ModelRequiredError, SDPromptError
     from polisum.generate import GeneratorError
 
-    try:
-        from polisum.chat.sdprompt import ModelRequiredError, SDPromptError
-    except ImportError:  # pragma: no cover - pydantic is a core dependency
-        ModelRequiredError = SDPromptError = ()  # type: ignore[assignment,misc]
-    table: list[tuple[Any, int]] = [
+    table: list[tuple[type[Exception], int]] = [
         (IndexBusyError, 409),
         (IndexNotFoundError, 404),
         (DiskFullError, 507),
@@ -109,7 +106,7 @@ def status_of(exc: PolisumError) -> int:
         (GeneratorError, 502),
     ]
     for kind, status in table:
-        if kind and isinstance(exc, kind):
+        if isinstance(exc, kind):
             return status
     return 400
 
