@@ -4,6 +4,7 @@ the test chooses, to exercise streaming, slots and timeouts without a model)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from polisum.api import Index
@@ -19,6 +21,7 @@ from polisum.generate import GenerationConfig, GenerationResult, Message
 from polisum.serve.app import create_app, open_state
 from polisum.serve.settings import ServeSettings
 from tests.conftest import EN_LIBRARY, EN_SOLAR, KO_BUS, KO_RENT
+from tests.test_bad_inputs import make_pdf
 
 READ_KEY = "read-key-0123456789abcdef"
 ADMIN_KEY = "admin-key-0123456789abcdef"
@@ -37,6 +40,21 @@ def write_docs(folder: Path) -> Path:
 
 def open_index(project: Path) -> Index:
     return Index.open(config=Config.load(index=project / ".polisum"), create=True)
+
+
+@contextlib.contextmanager
+def indexed_project(root: Path, pdf_pages: list[str] | None = None) -> Iterator[Index]:
+    """The sample documents (and ``solar.pdf`` of ``pdf_pages``) under ``root/docs``, ingested
+    into ``root/.polisum``, with a user config folder of its own (a module fixture runs
+    before conftest's per-test one)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("POLISUM_CONFIG_DIR", str(root / "user-config"))
+        docs = write_docs(root / "docs")
+        if pdf_pages:
+            (docs / "solar.pdf").write_bytes(make_pdf(pdf_pages))
+        with open_index(root) as index:
+            index.ingest(docs)
+            yield index
 
 
 def client_for(index: Index, generator: Any = None, **settings: Any) -> TestClient:

@@ -23,26 +23,17 @@ from tests.serve_support import (
     ScriptedGenerator,
     assert_problem,
     client_for,
-    open_index,
+    indexed_project,
     parse_sse,
-    write_docs,
 )
-from tests.test_bad_inputs import make_pdf
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    project = tmp_path_factory.mktemp("serve-api")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("POLISUM_CONFIG_DIR", str(project / "user-config"))
-        docs = write_docs(project / "docs")
-        (docs / "solar.pdf").write_bytes(
-            make_pdf(["Rooftop solar panels on schools, page one.", "Page two: the budget."])
-        )
-        index = open_index(project)
-        index.ingest(docs)
-        yield project, index
-        index.close()
+    root = tmp_path_factory.mktemp("serve-api")
+    pages = ["Rooftop solar panels on schools, page one.", "Page two: the budget."]
+    with indexed_project(root, pages) as index:
+        yield root, index
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,8 @@ from tests.serve_support import (
     ScriptedGenerator,
     assert_problem,
     client_for,
-    open_index,
+    indexed_project,
     parse_sse,
-    write_docs,
 )
 
 QUESTION = "청년 월세 지원은 얼마인가요?"
@@ -23,14 +22,8 @@ QUESTION = "청년 월세 지원은 얼마인가요?"
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serve-gen")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("POLISUM_CONFIG_DIR", str(root / "user-config"))
-        write_docs(root / "docs")
-        index = open_index(root)
-        index.ingest(root / "docs")
+    with indexed_project(tmp_path_factory.mktemp("serve-gen")) as index:
         yield index
-        index.close()
 
 
 def test_model_answer_streams_its_tokens_and_cites(index):

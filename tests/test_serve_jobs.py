@@ -20,6 +20,7 @@ from tests.serve_support import (
     READ_KEY,
     assert_problem,
     client_for,
+    indexed_project,
     open_index,
     wait_job,
     write_docs,
@@ -33,12 +34,8 @@ UPLOAD_TEXT = "The lunar rover survey maps craters near the south pole with grou
 def seed(tmp_path_factory):
     """A project (docs + index) built once; each test writes to a copy of it."""
     root = tmp_path_factory.mktemp("seed")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("POLISUM_CONFIG_DIR", str(root / "user-config"))
-        write_docs(root / "docs")
-        with open_index(root) as index:
-            index.ingest(root / "docs")
-    return root
+    with indexed_project(root):
+        return root
 
 
 @pytest.fixture

@@ -21,8 +21,7 @@ from schemathesis.specs.openapi.checks import (
 
 from polisum.serve.app import create_app
 from polisum.serve.settings import ServeSettings
-from tests.serve_support import ScriptedGenerator, client_for, open_index, write_docs
-from tests.test_bad_inputs import make_pdf
+from tests.serve_support import ScriptedGenerator, client_for, indexed_project
 
 CHECKS = [
     not_a_server_error,
@@ -46,19 +45,15 @@ schema = schemathesis.openapi.from_dict(create_app(ServeSettings()).openapi())
 def session(tmp_path_factory):
     """One in-process client over an app with a real index, its lifespan spanning the module."""
     root = tmp_path_factory.mktemp("serve-schema")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("POLISUM_CONFIG_DIR", str(root / "user-config"))
-        docs = write_docs(root / "docs")
-        (docs / "page.pdf").write_bytes(make_pdf(["One page about rooftop solar panels."]))
-        index = open_index(root)
-        index.ingest(docs)
+    with indexed_project(root, ["One page about rooftop solar panels."]) as index:
         # Open (no keys: loopback), so every operation is reachable; ingests may read docs/.
         # A scripted model answers and writes image prompts (their model paths are exercised).
         model = ScriptedGenerator(["Rooftop panels ", "cut bills [1]."], reply=PROMPT_REPLY)
-        app = client_for(index, model, allowed_ingest_roots=(docs,)).app
+        app = client_for(index, model, allowed_ingest_roots=(root / "docs",)).app
         with asgi.get_client(app) as client:
             yield client
-        index.close()
+            # A write job a generated request started ends before the index closes.
+            app.state.polisum.jobs.close(timeout=60)
 
 
 @schema.parametrize()
