@@ -183,6 +183,19 @@ class Index:
                     engine.close()
                 self.components.refresh(self.store.meta())
 
+    def remove(self, source: str) -> bool:
+        """Take one document (by its source name, as ``documents()`` lists it) out of the
+        index, published like an ingest's batch: one store transaction and a new backend
+        generation. Its file is not touched. False when no such document is indexed."""
+        with self._lock.hold():
+            if not any(d.source == source for d in self.store.documents()):
+                return False
+            change = self.store.publish(
+                [], [source], before_commit=lambda change, view: self.backend.publish(change, view)
+            )
+            self.backend.committed(change.generation)
+            return True
+
     def reset(self) -> None:
         """Forget every document, chunk, cached result and the recorded embedder."""
         with self._lock.hold():

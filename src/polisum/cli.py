@@ -17,6 +17,7 @@ from polisum.commands import (
     imagine,
     ingest,
     query,
+    serve,
     status,
     summarize,
     train,
@@ -28,7 +29,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (ingest, query, status, chat, summarize, imagine):
+for module in (ingest, query, status, chat, summarize, imagine, serve):
     app.add_typer(module.app)
 
 eval_app = typer.Typer(

@@ -1,0 +1,1 @@
+"""One router per resource; ``polisum.serve.app`` includes them under ``/v1``."""
