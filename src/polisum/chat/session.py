@@ -127,13 +127,15 @@ class ChatSession:
     def stream(self, question: str) -> AnswerStream:
         query = self.rewrite(question)
         stream = self.answerer.stream(question, query=query, history=self.history_messages())
-        stream.on_done.append(lambda answer: self._remember(Turn(question, query, answer.text)))
+        stream.on_done.append(lambda answer: self.remember(Turn(question, query, answer.text)))
         return stream
 
     def ask(self, question: str) -> Answer:
         return self.stream(question).result()
 
-    def _remember(self, turn: Turn) -> None:
+    def remember(self, turn: Turn) -> None:
+        """Add a finished turn to the history, trimmed to the turn and token bounds (a
+        service rebuilding a session from a client's history uses it too)."""
         self.turns.append(turn)
         while len(self.turns) > self.max_turns:
             self.turns.popleft()

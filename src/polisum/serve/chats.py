@@ -97,6 +97,5 @@ def session_from_history(
     ``polisum chat`` bounds its own: the same turn and token budgets."""
     session = ChatSession(answerer, max_turns=max_turns, max_history_tokens=max_history_tokens)
     for question, answer, query in history[-max(max_turns, 1) :] if max_turns else ():
-        # _remember applies the session's own trimming (turns, then tokens).
-        session._remember(Turn(question, query or question, answer))
+        session.remember(Turn(question, query or question, answer))
     return session
