@@ -161,6 +161,8 @@ class Index:
             key = f"{PIPELINE_VERSION};min={settings.min_chars};max={settings.max_chars}"
             force = self.store.get_meta("pipeline") not in (None, key)
             self.store.set_meta(**self.components.record(), pipeline=key)
+            own_engine = engine is None
+            engine = engine or self.components.open_engine()
             ingestor = Ingestor(
                 self.store,
                 self.backend,
@@ -175,6 +177,8 @@ class Index:
                     Path(folder), prune=prune, force=force, retry_failed=retry_failed
                 )
             finally:
+                if own_engine:
+                    engine.close()
                 self.components.refresh(self.store.meta())
 
     def reset(self) -> None:
