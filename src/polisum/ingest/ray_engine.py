@@ -118,8 +118,11 @@ class ModelActor:
 
 
 class _Pool:
-    def __init__(self, role: str, name: str, actors: list, info: list[dict[str, Any]]) -> None:
-        self.role, self.name, self.actors, self.info = role, name, actors, info
+    """Actors of one role; ``info`` (name, pid, node of each) once they have loaded."""
+
+    def __init__(self, role: str, actors: list, loading: list, payload: Any = None) -> None:
+        self.role, self.actors, self.loading, self.payload = role, actors, loading, payload
+        self.info: list[dict[str, Any]] = []
 
 
 # -- the engine ---------------------------------------------------------------------------------
@@ -199,9 +202,13 @@ class RayEngine:
         return ray
 
     def prepare(self, settings: ParseSettings, jobs: int) -> None:
-        """Start (or join) Ray while the driver does other work, when there is work."""
-        if jobs:
-            self._connect()
+        """When there are files to parse: join Ray and start the model actors, so they load
+        their models while the files are parsed (not after)."""
+        if not jobs:
+            return
+        for role, choice in self.choices.items():
+            if choice is not None and choice.spec not in (None, "none") and role not in self._pools:
+                self._start(role)
 
     def _cpu_nodes(self) -> list[dict[str, Any]]:
         return [
@@ -220,7 +227,9 @@ class RayEngine:
         if not jobs:
             return
         ray = self._connect()
-        self.check_visible(Path(os.path.commonpath([str(j.path.parent) for j in jobs])), jobs[0])
+        folder = Path(os.path.commonpath([str(j.path.parent) for j in jobs]))
+        probes = self._probe(folder, jobs[0])
+        self.prepare(settings, len(jobs))
         parallel = self._parallelism()
         size = max(1, min(MAX_GROUP, len(jobs) // (parallel * 4)))
         groups = iter(batched(list(jobs), size))
@@ -238,6 +247,12 @@ class RayEngine:
                 submit(group)
 
         refill()
+        try:
+            self._verify(folder, probes)  # before any result is used
+        except RayEngineError:
+            for ref in running:
+                ray.cancel(ref)
+            raise
         while running:
             [ref], _ = ray.wait(list(running), num_returns=1)
             group = running.pop(ref)
@@ -258,24 +273,33 @@ class RayEngine:
     def check_visible(self, folder: Path, probe: FileJob) -> None:
         """Every node that runs parse tasks must see ``folder`` (a shared filesystem) and run
         this polisum version; else a RayEngineError naming the node."""
-        import polisum
+        self._verify(folder, self._probe(folder, probe))
 
+    def _probe(self, folder: Path, probe: FileJob) -> list[tuple[dict[str, Any], Any]]:
+        """A probe task on every node (they run while the first files are parsed)."""
         if str(folder) in self._checked:
-            return
-        ray = self._connect()
+            return []
+        self._connect()
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        nodes = self._cpu_nodes()
-        refs = [
-            self._remote["probe"]
-            .options(
-                num_cpus=0,  # runs even while parse tasks hold every CPU
-                scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False),
+        return [
+            (
+                node,
+                self._remote["probe"]
+                .options(
+                    num_cpus=0,  # runs even while parse tasks hold every CPU
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
+                )
+                .remote(str(folder), str(probe.path)),
             )
-            .remote(str(folder), str(probe.path))
-            for n in nodes
+            for node in self._cpu_nodes()
         ]
-        for node, seen in zip(nodes, ray.get(refs), strict=True):
+
+    def _verify(self, folder: Path, probes: list[tuple[dict[str, Any], Any]]) -> None:
+        import polisum
+
+        for node, ref in probes:
+            seen = self._ray.get(ref)
             where = f"{seen['host']} ({node.get('NodeManagerAddress', '?')})"
             if seen["problem"]:
                 raise RayEngineError(
@@ -318,14 +342,8 @@ class RayEngine:
             self.computed[role] += len(result)
             yield result
 
-    def _pool(self, role: str, model: Any) -> _Pool:
-        """The actors of ``role``, made on first use; the driver's model ``name`` (the cache
-        key) must be what every actor loaded."""
-        pool = self._pools.get(role)
-        if pool is not None and pool.name == model.name:
-            return pool
-        if pool is not None:
-            self._kill(pool)
+    def _start(self, role: str, payload: Any = None) -> _Pool:
+        """Create the ``role`` actors; they load their model while the caller goes on."""
         ray = self._connect()
         choice, n = self.choices[role], self.actors[role]
         gpus = self.actor_gpus if _uses_gpu(choice) else 0.0
@@ -336,27 +354,40 @@ class RayEngine:
                     f"{n} {role} actor(s) × {gpus} GPU need {n * gpus:g} GPUs; the Ray cluster "
                     f"has {have:g}: use fewer actors, a smaller actor_gpus, or add GPU nodes"
                 )
-        threads = self.actor_threads or self._default_threads(n)
         options: dict[str, Any] = {
             "max_restarts": self.max_restarts,
             "max_task_retries": self.max_restarts,
             "scheduling_strategy": "SPREAD",
-            "runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(threads)}},
+            "runtime_env": {
+                "env_vars": {"OMP_NUM_THREADS": str(self.actor_threads or self._threads(n))}
+            },
         }
         if gpus:  # naming any resource makes Ray hold a CPU too, unless told otherwise
             options.update(num_gpus=gpus, num_cpus=0)
         cls = ray.remote(ModelActor).options(**options)
-        actors = [cls.remote(choice, None if choice else model) for _ in range(n)]
-        try:
-            info = ray.get([a.describe.remote() for a in actors])
-        except ray.exceptions.RayError as exc:
-            for actor in actors:
-                ray.kill(actor, no_restart=True)
-            what = choice.spec if choice else model.name
-            raise RayEngineError(f"the {role} actors could not load {what}: {exc}") from exc
-        pool = _Pool(role, model.name, actors, info)
+        actors = [cls.remote(choice, payload) for _ in range(n)]
+        pool = _Pool(role, actors, [a.describe.remote() for a in actors], payload)
         self._pools[role] = pool
-        loaded = {i["name"] for i in info}
+        return pool
+
+    def _pool(self, role: str, model: Any) -> _Pool:
+        """The ``role`` actors, ready; the driver's model name (the cache key) must be what
+        every actor loaded. Without a spec, the driver's ``model`` itself is shipped."""
+        pool = self._pools.get(role)
+        payload = None if self.choices[role] else model
+        if pool is not None and pool.payload is not payload:
+            self._kill(pool)
+            pool = None
+        if pool is None:
+            pool = self._start(role, payload)
+        if not pool.info:
+            try:
+                pool.info = self._ray.get(pool.loading)
+            except self._ray.exceptions.RayError as exc:
+                self._kill(pool)
+                what = self.choices[role].spec if self.choices[role] else model.name
+                raise RayEngineError(f"the {role} actors could not load {what}: {exc}") from exc
+        loaded = {i["name"] for i in pool.info}
         if loaded != {model.name}:
             self._kill(pool)
             raise RayEngineError(
@@ -365,7 +396,7 @@ class RayEngine:
             )
         return pool
 
-    def _default_threads(self, actors: int) -> int:
+    def _threads(self, actors: int) -> int:
         nodes = self._cpu_nodes()
         cores = min((int(n["Resources"]["CPU"]) for n in nodes), default=1)
         per_node = math.ceil(actors / max(1, len(nodes)))
@@ -378,7 +409,7 @@ class RayEngine:
         if pool is None:
             return []
         if not live:
-            return [i["pid"] for i in pool.info]
+            return [i["pid"] for i in pool.info or self._ray.get(pool.loading)]
         return [i["pid"] for i in self._ray.get([a.describe.remote() for a in pool.actors])]
 
     # -- terms ------------------------------------------------------------------------------------
