@@ -40,13 +40,14 @@ def cluster() -> str:
     """One local Ray for the module, two CPUs; its address lets a CLI subprocess join it."""
     started = not ray.is_initialized()
     if started:
-        # Ray's memory monitor watches the whole machine: on a shared one it would kill this
-        # module's workers for another process's memory (the kill test kills them on purpose).
+        # On a shared machine, Ray's memory monitor (it watches the whole machine) would kill
+        # this module's workers for other processes' memory (the kill test kills them on
+        # purpose), and Ray's default worker niceness (15) would starve them.
         ray.init(
             num_cpus=2,
             include_dashboard=False,
             log_to_driver=False,
-            _system_config={"memory_monitor_refresh_ms": 0},
+            _system_config={"memory_monitor_refresh_ms": 0, "worker_niceness": 0},
         )
     yield ray.get_runtime_context().gcs_address
     if started:
