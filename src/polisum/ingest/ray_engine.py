@@ -77,6 +77,12 @@ def parse_group(settings: ParseSettings, jobs: list[FileJob]) -> list[ParsedFile
     return [parse_file(settings, job) for job in jobs]
 
 
+def warm_up() -> None:
+    """Load Kiwi (about a second or more) in a worker while the models work, not when its
+    first terms batch arrives."""
+    terms_of(["warm up"])
+
+
 def node_sees(folder: str, probe: str) -> dict[str, Any]:
     """Run on one node: can it read ``probe`` under ``folder``? And which polisum is there?"""
     import polisum
@@ -171,6 +177,7 @@ class RayEngine:
         self._remote: dict[str, Any] = {}
         self._pools: dict[str, _Pool] = {}
         self._checked: set[str] = set()
+        self._prepared = self._warmed = False
 
     # -- connection -------------------------------------------------------------------------------
     def _connect(self) -> Any:
@@ -198,16 +205,18 @@ class RayEngine:
             "parse": ray.remote(parse_group),
             "terms": ray.remote(terms_of),
             "probe": ray.remote(node_sees),
+            "warm": ray.remote(warm_up),
         }
         return ray
 
     def prepare(self, settings: ParseSettings, jobs: int) -> None:
         """When there are files to parse: join Ray and start the model actors, so they load
         their models while the files are parsed (not after)."""
-        if not jobs:
+        if not jobs or self._prepared:
             return
+        self._prepared = True
         for role, choice in self.choices.items():
-            if choice is not None and choice.spec not in (None, "none") and role not in self._pools:
+            if choice is not None and choice.spec not in (None, "none"):
                 self._start(role)
 
     def _cpu_nodes(self) -> list[dict[str, Any]]:
@@ -247,6 +256,10 @@ class RayEngine:
                 submit(group)
 
         refill()
+        if not self._warmed:  # behind the first parse tasks: the terms workers load Kiwi
+            self._warmed = True  # while the models run (results unused: Ray frees them)
+            for _ in range(parallel):
+                self._remote["warm"].remote()
         try:
             self._verify(folder, probes)  # before any result is used
         except RayEngineError:
@@ -487,6 +500,7 @@ class RayEngine:
             self._ray.shutdown()
         self._ray, self._owns_ray, self._remote = None, False, {}
         self._checked.clear()
+        self._prepared = self._warmed = False
 
 
 def _nothing() -> None:
