@@ -10,8 +10,9 @@ local Ray with all cores is started before the runs (a cluster is up before an i
 it); each Ray run joins it as a new job, so it starts its workers and actors and loads their
 models, as ``polisum ingest --engine ray --ray-address auto`` does. "W workers" means W
 summarizer actors, W embedder actors and W parse/terms tasks at once; the engine gives each
-model actor cores/W threads. Runs alternate (local, ray-1, ray-2, then reversed) so drift in a
-shared machine's speed falls on every engine alike; the figures are the mean over repeats.
+model actor cores/W threads. Each repeat runs the three in a rotated order, so drift in a shared
+machine's speed falls on every engine alike; the ratios are medians of the ratios within a
+repeat (runs minutes apart, under about the same load), the rates means over repeats.
 
 Each run also records how long the driver waited on each stage; the rest of the time is the
 driver's own work (scan, hashing, cache writes, publish): the part a cluster does not speed up.
@@ -126,6 +127,17 @@ def mean_rows(rows: list[dict]) -> dict:
     return out
 
 
+def paired(a: list[dict], b: list[dict]) -> float:
+    """Median over repeats of a's paragraphs/s over b's (runs of one repeat are minutes apart,
+    under about the same load)."""
+    return round(
+        statistics.median(
+            x["paragraphs_per_s"] / y["paragraphs_per_s"] for x, y in zip(a, b, strict=True)
+        ),
+        3,
+    )
+
+
 def projection(rows: dict[str, dict], args: argparse.Namespace) -> dict:
     """Hours for ``args.target`` paragraphs on N GPU nodes.
 
@@ -185,7 +197,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--paragraphs", type=int, default=40, help="KorQuAD paragraphs (files)")
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--target", type=int, default=1_000_000, help="paragraphs to project")
     ap.add_argument("--nodes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
@@ -243,7 +255,7 @@ def main() -> None:
     measured: dict[str, list[dict]] = {label: [] for label in plans}
     try:
         for repeat in range(args.repeats):
-            for label in order if repeat % 2 == 0 else order[::-1]:
+            for label in order[repeat % 3 :] + order[: repeat % 3]:
                 row = run(docs, work, label, {**common, **plans[label]})
                 measured[label].append(row)
                 print(
@@ -255,16 +267,13 @@ def main() -> None:
         ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
     rows = {label: mean_rows(r) for label, r in measured.items()}
-    local = rows["local"]["paragraphs_per_s"]
     result = {
         "paragraphs": rows["local"]["paragraphs"],
         "cores": cores,
         "repeats": args.repeats,
         "rows": rows,
-        "overhead_ray1_vs_local": round(local / rows["ray-1"]["paragraphs_per_s"], 3),
-        "speedup_ray2_vs_ray1": round(
-            rows["ray-2"]["paragraphs_per_s"] / rows["ray-1"]["paragraphs_per_s"], 3
-        ),
+        "overhead_ray1_vs_local": paired(measured["local"], measured["ray-1"]),
+        "speedup_ray2_vs_ray1": paired(measured["ray-2"], measured["ray-1"]),
         "projection": projection(rows, args),
     }
     if args.json:
@@ -281,8 +290,9 @@ def main() -> None:
             f"{st.get('summarize', 0):.1f} | {st.get('embed', 0):.1f} | {st.get('terms', 0):.1f} |"
         )
     print(
-        f"Ray overhead at one worker: {result['overhead_ray1_vs_local']}× "
-        f"(goal ≤ 1.15×); 2 workers / 1 worker: {result['speedup_ray2_vs_ray1']}×"
+        f"Ray at one worker takes {result['overhead_ray1_vs_local']}× the local engine's time "
+        f"(goal ≤ 1.15×; median of the repeats); 2 workers are "
+        f"{result['speedup_ray2_vs_ray1']}× as fast as 1"
     )
     proj = result["projection"]
     print(f"\nProjection for {args.target:,} paragraphs: {json.dumps(proj['assumptions'])}")
