@@ -197,8 +197,17 @@ class RayEngine:
             try:
                 ray.init(address=self.address, **options)
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                where = self.address or os.environ.get("RAY_ADDRESS") or "a local Ray"
-                raise RayEngineError(f"cannot start or reach Ray ({where}): {exc}") from exc
+                where = self.address or os.environ.get("RAY_ADDRESS")
+                hint = (
+                    " (is the cluster up? `ray status` on its head node; without --ray-address "
+                    "a local Ray is started)"
+                    if where
+                    else ""
+                )
+                raise RayEngineError(
+                    f"cannot {'reach Ray at ' + where if where else 'start a local Ray'}: "
+                    f"{_first_line(exc)}{hint}"
+                ) from exc
             self._owns_ray = True
         self._ray = ray
         self._remote = {
