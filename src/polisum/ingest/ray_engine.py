@@ -9,8 +9,11 @@ runs (polisum.ingest.stages), so both give the same chunks, summaries and vector
   tasks, and a file that still kills its worker is a per-file failure, as a bad file is.
 - summarize, embed: a pool of actors per model, each loading the model once from its spec (the
   resolver's :class:`~polisum.components.Choice`), restarted by Ray if its process dies, its
-  unfinished calls retried. Batches are submitted ahead and yielded in order.
-- terms: Ray tasks over batches of texts, yielded in order.
+  unfinished calls retried. They start when parsing starts, so models load meanwhile. Batches
+  are submitted ahead and yielded in order.
+- terms: Ray tasks over batches of texts, yielded in order (workers load Kiwi ahead).
+
+What runs on the workers is in polisum.ingest.ray_workers.
 
 Why Ray Core actors and not Ray Data's ``map_batches``: the driver asks for the summaries and
 vectors of one publish batch at a time and writes each result batch to the caches before the
@@ -35,7 +38,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import socket
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -43,20 +45,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from polisum.components import Choice, load_choice
 from polisum.errors import PolisumError
 from polisum.ingest.engine import EMBED_BATCH, SUMMARY_BATCH, TERMS_BATCH, batched
-from polisum.ingest.stages import (
-    FileJob,
-    ParsedFile,
-    ParseSettings,
-    embed_texts,
-    parse_file,
-    summarize_texts,
-    terms_of,
+from polisum.ingest.ray_workers import (
+    ModelActor,
+    ModelPool,
+    node_sees,
+    parse_group,
+    warm_up,
 )
+from polisum.ingest.stages import FileJob, ParsedFile, ParseSettings, terms_of
 
 if TYPE_CHECKING:
+    from polisum.components import Choice
     from polisum.embed import Embedder
     from polisum.summarize import Summarizer, SummaryResult
 
@@ -70,65 +71,6 @@ MAX_GROUP = 32
 
 class RayEngineError(PolisumError, RuntimeError):
     pass
-
-
-# -- what runs on the workers ------------------------------------------------------------------
-def parse_group(settings: ParseSettings, jobs: list[FileJob]) -> list[ParsedFile]:
-    return [parse_file(settings, job) for job in jobs]
-
-
-def warm_up() -> None:
-    """Load Kiwi (about a second or more) in a worker while the models work, not when its
-    first terms batch arrives."""
-    terms_of(["warm up"])
-
-
-def node_sees(folder: str, probe: str) -> dict[str, Any]:
-    """Run on one node: can it read ``probe`` under ``folder``? And which polisum is there?"""
-    import polisum
-
-    problem = None
-    try:
-        with open(probe, "rb") as f:
-            f.read(1)
-    except OSError as exc:
-        problem = exc.strerror or type(exc).__name__
-    if not os.path.isdir(folder):
-        problem = "no such folder"
-    return {"host": socket.gethostname(), "problem": problem, "version": polisum.__version__}
-
-
-class ModelActor:
-    """One model, loaded once per actor process (and again by Ray after a restart).
-
-    ``payload`` is a model object shipped as is, for components built in code that have no
-    spec; models named by a spec are rebuilt here, never pickled."""
-
-    def __init__(self, choice: Choice | None, payload: Any = None) -> None:
-        self.model = payload if payload is not None else load_choice(choice)
-
-    def describe(self) -> dict[str, Any]:
-        import ray
-
-        return {
-            "name": self.model.name,
-            "pid": os.getpid(),
-            "node": ray.get_runtime_context().get_node_id(),
-        }
-
-    def summarize(self, texts: list[str]) -> list[SummaryResult]:
-        return summarize_texts(self.model, texts)
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        return embed_texts(self.model, texts)
-
-
-class _Pool:
-    """Actors of one role; ``info`` (name, pid, node of each) once they have loaded."""
-
-    def __init__(self, role: str, actors: list, loading: list, payload: Any = None) -> None:
-        self.role, self.actors, self.loading, self.payload = role, actors, loading, payload
-        self.info: list[dict[str, Any]] = []
 
 
 # -- the engine ---------------------------------------------------------------------------------
@@ -175,7 +117,7 @@ class RayEngine:
         self._ray: Any = None
         self._owns_ray = False
         self._remote: dict[str, Any] = {}
-        self._pools: dict[str, _Pool] = {}
+        self._pools: dict[str, ModelPool] = {}
         self._checked: set[str] = set()
         self._prepared = self._warmed = False
 
@@ -348,23 +290,12 @@ class RayEngine:
         if not texts:
             return
         pool = self._pool(role, model)
-        queued = [0] * len(pool.actors)
-
-        def submit(batch: Sequence[str]) -> tuple[Any, Callable[[], None]]:
-            i = min(range(len(queued)), key=queued.__getitem__)  # the least busy actor
-            queued[i] += 1
-
-            def done() -> None:
-                queued[i] -= 1
-
-            return getattr(pool.actors[i], role).remote(list(batch)), done
-
         batches = batched(texts, self.batch[role])
-        for result in self._in_order(submit, batches, role, DEPTH * len(pool.actors)):
+        for result in self._in_order(pool.submit, batches, role, DEPTH * len(pool.actors)):
             self.computed[role] += len(result)
             yield result
 
-    def _start(self, role: str, payload: Any = None) -> _Pool:
+    def _start(self, role: str, payload: Any = None) -> ModelPool:
         """Create the ``role`` actors; they load their model while the caller goes on."""
         ray = self._connect()
         choice, n = self.choices[role], self.actors[role]
@@ -387,12 +318,11 @@ class RayEngine:
         if gpus:  # naming any resource makes Ray hold a CPU too, unless told otherwise
             options.update(num_gpus=gpus, num_cpus=0)
         cls = ray.remote(ModelActor).options(**options)
-        actors = [cls.remote(choice, payload) for _ in range(n)]
-        pool = _Pool(role, actors, [a.describe.remote() for a in actors], payload)
+        pool = ModelPool(ray, role, [cls.remote(choice, payload) for _ in range(n)], payload)
         self._pools[role] = pool
         return pool
 
-    def _pool(self, role: str, model: Any) -> _Pool:
+    def _pool(self, role: str, model: Any) -> ModelPool:
         """The ``role`` actors, ready; the driver's model name (the cache key) must be what
         every actor loaded. Without a spec, the driver's ``model`` itself is shipped."""
         pool = self._pools.get(role)
@@ -428,11 +358,7 @@ class RayEngine:
         """Process ids of the ``role`` actors: as they started, or (``live``) as they are now,
         after any restart (a call each, queued behind the actor's work)."""
         pool = self._pools.get(role)
-        if pool is None:
-            return []
-        if not live:
-            return [i["pid"] for i in pool.info or self._ray.get(pool.loading)]
-        return [i["pid"] for i in self._ray.get([a.describe.remote() for a in pool.actors])]
+        return pool.pids(live) if pool is not None else []
 
     # -- terms ------------------------------------------------------------------------------------
     def terms(self, texts: Sequence[str]) -> Iterator[list[list[str]]]:
@@ -494,9 +420,8 @@ class RayEngine:
             fill()
             yield result
 
-    def _kill(self, pool: _Pool) -> None:
-        for actor in pool.actors:
-            self._ray.kill(actor, no_restart=True)
+    def _kill(self, pool: ModelPool) -> None:
+        pool.kill()
         self._pools.pop(pool.role, None)
 
     def close(self) -> None:
@@ -519,10 +444,10 @@ def _nothing() -> None:
 def _uses_gpu(choice: Choice | None) -> bool:
     """Models that run on a GPU when there is one: transformers summarizers and
     sentence-transformers embedders."""
-    kind = (choice.spec or "").partition(":")[0] if choice else ""
-    return (choice is not None and choice.role == "summarizer" and kind == "hf") or (
-        choice is not None and choice.role == "embedder" and kind in ("st", "sentence-transformers")
-    )
+    if choice is None:
+        return False
+    kind = (choice.spec or "").partition(":")[0]
+    return kind == "hf" if choice.role == "summarizer" else kind in ("st", "sentence-transformers")
 
 
 def _died(exc: BaseException) -> str:
