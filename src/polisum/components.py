@@ -13,6 +13,7 @@ Rules:
 - generator: the configured one (``default`` names EXAONE-4.0-1.2B), else none: answers are
   extractive and nothing is downloaded.
 - reranker: the configured one, else none.
+- engine: where an ingest runs its stages: ``local`` (default) or ``ray`` (at ``ray_address``).
 """
 
 from __future__ import annotations
@@ -95,6 +96,12 @@ class Components:
             None if self.config.rerank in (None, "none") else self.config.rerank,
             self.config.origin("rerank"),
         )
+        self.engine_choice = Choice(
+            "engine",
+            self.config.engine,
+            self.config.origin("engine"),
+            base_url=self.config.ray_address if self.config.engine == "ray" else None,
+        )
 
     # -- decisions ------------------------------------------------------------------------------
     def _embedder(self) -> Choice:
@@ -151,10 +158,11 @@ class Components:
             self.summarizer_choice,
             self.generator_choice,
             self.reranker_choice,
+            self.engine_choice,
         ]
 
     def remote(self) -> list[Choice]:
-        """Choices that send text to a server: shown to the user before they are used."""
+        """Choices that send text to a server (or a Ray cluster): shown to the user first."""
         return [c for c in self.choices if c.base_url or (c.spec or "").startswith("openai:")]
 
     def to_dict(self) -> dict[str, Any]:
@@ -181,12 +189,25 @@ class Components:
         return LocalBackend(folder, store, name, dim, self.config.vector_index)
 
     def open_engine(self) -> Engine:
-        """Where the ingest's stages run: this machine, files parsed in worker processes under
-        the configured per-file limits."""
+        """Where an ingest runs its stages: this machine (files parsed in worker processes under
+        the configured per-file limits), or a Ray cluster whose actors rebuild the summarizer
+        and embedder from their specs."""
+        c = self.config
+        if c.engine == "ray":
+            from polisum.ingest.ray_engine import RayEngine
+
+            return RayEngine(
+                c.ray_address,
+                summarizer=self.summarizer_choice,
+                embedder=self.embedder_choice,
+                summarize_actors=c.summarize_actors,
+                embed_actors=c.embed_actors,
+                parse_tasks=c.parse_tasks,
+                actor_gpus=c.actor_gpus,
+            )
         from polisum.ingest.engine import LocalEngine
         from polisum.ingest.workers import ParseLimits
 
-        c = self.config
         limits = ParseLimits.auto(
             c.parse_workers, timeout_s=c.parse_timeout, memory_mb=c.parse_memory_mb
         )
@@ -195,9 +216,7 @@ class Components:
     # -- models (loaded on first use) -------------------------------------------------------------
     @cached_property
     def embedder(self) -> Embedder:
-        from polisum.embed import load_embedder
-
-        embedder = load_embedder(self.embedder_choice.spec or DEFAULT_EMBEDDER)
+        embedder = load_choice(self.embedder_choice)
         recorded_dim = self.recorded.get("embedder_dim")
         if recorded_dim and int(recorded_dim) != embedder.dim:
             raise EmbedderMismatchError(
@@ -208,10 +227,7 @@ class Components:
 
     @cached_property
     def summarizer(self) -> Summarizer | None:
-        from polisum.summarize import load_summarizer
-
-        s = self.summarizer_choice
-        return load_summarizer(s.spec or "none", adapter=s.adapter, base_url=s.base_url)
+        return load_choice(self.summarizer_choice)
 
     @cached_property
     def generator(self) -> Generator | None:
@@ -230,3 +246,19 @@ class Components:
         from polisum.rerank import load_reranker
 
         return load_reranker(self.reranker_choice.spec)
+
+
+def load_choice(choice: Choice) -> Any:
+    """The embedder or summarizer ``choice`` names, built from its spec: here, and in the Ray
+    engine's actors, which rebuild the driver's models instead of receiving them."""
+    if choice.role == "embedder":
+        from polisum.embed import load_embedder
+
+        return load_embedder(choice.spec or DEFAULT_EMBEDDER)
+    if choice.role == "summarizer":
+        from polisum.summarize import load_summarizer
+
+        return load_summarizer(
+            choice.spec or "none", adapter=choice.adapter, base_url=choice.base_url
+        )
+    raise ValueError(f"load_choice builds embedders and summarizers, not a {choice.role}")

@@ -45,6 +45,7 @@ PROTECTED = frozenset(
         "adapter",
         "base_url",
         "rerank",
+        "ray_address",
     }
 )
 _SECTIONS = ("chunking", "retrieval", "limits")
@@ -57,6 +58,7 @@ _ENV = {
     "adapter": "POLISUM_ADAPTER",
     "base_url": "POLISUM_BASE_URL",
     "ocr": "POLISUM_OCR",
+    "ray_address": "POLISUM_RAY_ADDRESS",
 }
 
 
@@ -126,6 +128,15 @@ class Config(BaseModel):
     # (apt-get install tesseract-ocr tesseract-ocr-kor), "off" never, "tesseract" requires it.
     ocr: Literal["auto", "off", "tesseract"] = "auto"
     ocr_languages: str = "kor+eng"
+    # Where an ingest runs (polisum.ingest.ray_engine): "local", or "ray" on a Ray cluster at
+    # ray_address ("auto", "ray://HOST:10001"; None starts Ray here). Actors per model pool, files
+    # parsed at once (None: the cluster's CPUs), GPUs per actor of an hf:/st: model.
+    engine: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    summarize_actors: int = Field(1, ge=1)
+    embed_actors: int = Field(1, ge=1)
+    parse_tasks: int | None = Field(None, ge=1)
+    actor_gpus: float = Field(0.0, ge=0)
 
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
     _notices: list[str] = PrivateAttr(default_factory=list)

@@ -56,6 +56,23 @@ def ingest(
         str | None,
         typer.Option(help="Scanned PDF pages: auto (Tesseract when installed), off, tesseract."),
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="Where the stages run: local (default) or ray (a Ray cluster)."),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join: auto or ray://HOST:10001 (default: start Ray)."),
+    ] = None,
+    summarize_actors: Annotated[
+        int | None, typer.Option(min=1, help="Ray: summarizer actors (one model each).")
+    ] = None,
+    embed_actors: Annotated[
+        int | None, typer.Option(min=1, help="Ray: embedder actors (one model each).")
+    ] = None,
+    actor_gpus: Annotated[
+        float | None, typer.Option(min=0, help="Ray: GPUs per actor of an hf:/st: model.")
+    ] = None,
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
@@ -72,6 +89,11 @@ def ingest(
         summarizer_adapter=adapter,
         summarizer_base_url=base_url,
         ocr=ocr,
+        engine=engine,
+        ray_address=ray_address,
+        summarize_actors=summarize_actors,
+        embed_actors=embed_actors,
+        actor_gpus=actor_gpus,
     )
     with idx, user_errors():
         if not as_json:
