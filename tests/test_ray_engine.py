@@ -295,3 +295,20 @@ def test_engine_settings_flags_env_and_trust(tmp_path: Path, monkeypatch):
     loaded = Config.load(cwd=tmp_path, summarize_actors=4)
     assert loaded.ray_address == "auto" and loaded.origin("ray_address").startswith("env")
     assert loaded.summarize_actors == 4
+
+
+def test_a_file_past_the_parse_limits_fails_alone_on_ray_too(tmp_path: Path, cluster: str):
+    """Ray parse tasks run their files in limited parse workers, as the local engine does."""
+    from tests.test_loaders_docx import DOC_HEAD, DOC_TAIL, paragraphs, write_docx
+
+    docs = tmp_path / "docs"
+    write_reports(docs, files=1, paragraphs=2)
+    write_docx(docs / "long.docx", DOC_HEAD + paragraphs(80_000) + DOC_TAIL)
+    with polisum.Index.open(
+        tmp_path / ".polisum", ocr="off", engine="ray", ray_address=cluster, parse_timeout=0.2
+    ) as idx:
+        report = idx.ingest(docs)
+    assert (report.new, report.failed) == (1, 1)
+    assert [(f.source, f.reason) for f in report.failures] == [
+        ("docs/long.docx", "timed out after 0.2 s (limit per file)")
+    ]

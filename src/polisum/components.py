@@ -192,7 +192,12 @@ class Components:
         """Where an ingest runs its stages: this machine (files parsed in worker processes under
         the configured per-file limits), or a Ray cluster whose actors rebuild the summarizer
         and embedder from their specs."""
+        from polisum.ingest.workers import ParseLimits
+
         c = self.config
+        limits = ParseLimits.auto(
+            c.parse_workers, timeout_s=c.parse_timeout, memory_mb=c.parse_memory_mb
+        )
         if c.engine == "ray":
             from polisum.ingest.ray_engine import RayEngine
 
@@ -204,13 +209,10 @@ class Components:
                 embed_actors=c.embed_actors,
                 parse_tasks=c.parse_tasks,
                 actor_gpus=c.actor_gpus,
+                parse_limits=limits,
             )
         from polisum.ingest.engine import LocalEngine
-        from polisum.ingest.workers import ParseLimits
 
-        limits = ParseLimits.auto(
-            c.parse_workers, timeout_s=c.parse_timeout, memory_mb=c.parse_memory_mb
-        )
         return LocalEngine(limits)
 
     # -- models (loaded on first use) -------------------------------------------------------------

@@ -55,6 +55,7 @@ from polisum.ingest.ray_workers import (
     warm_up,
 )
 from polisum.ingest.stages import FileJob, ParsedFile, ParseSettings, terms_of
+from polisum.ingest.workers import ParseLimits
 
 if TYPE_CHECKING:
     from polisum.components import Choice
@@ -100,6 +101,7 @@ class RayEngine:
         parse_tasks: int | None = None,
         actor_gpus: float = 0.0,
         actor_threads: int | None = None,
+        parse_limits: ParseLimits | None = None,
         max_restarts: int = 3,
         summary_batch: int = SUMMARY_BATCH,
         embed_batch: int = EMBED_BATCH,
@@ -109,6 +111,9 @@ class RayEngine:
         self.choices = {"summarize": summarizer, "embed": embedder}
         self.actors = {"summarize": summarize_actors, "embed": embed_actors}
         self.parse_tasks = parse_tasks
+        # Each parse task runs its files in a limited worker process on its node, as the local
+        # engine does (a file past the time or memory limit fails alone).
+        self.parse_limits = parse_limits or ParseLimits(workers=1)
         self.actor_gpus = actor_gpus
         self.actor_threads = actor_threads
         self.max_restarts = max_restarts
@@ -197,7 +202,9 @@ class RayEngine:
         running: dict[Any, list[FileJob]] = {}
 
         def submit(group: Sequence[FileJob]) -> None:
-            running[self._remote["parse"].remote(settings_ref, list(group))] = list(group)
+            limits = self.parse_limits
+            task = self._remote["parse"].remote(settings_ref, list(group), limits)
+            running[task] = list(group)
 
         def refill() -> None:
             while len(running) < 2 * parallel:

@@ -21,13 +21,25 @@ from polisum.ingest.stages import (
     summarize_texts,
     terms_of,
 )
+from polisum.ingest.workers import ParseLimits, WorkerPool
 
 if TYPE_CHECKING:
     from polisum.summarize import SummaryResult
 
 
-def parse_group(settings: ParseSettings, jobs: list[FileJob]) -> list[ParsedFile]:
-    return [parse_file(settings, job) for job in jobs]
+def parse_group(
+    settings: ParseSettings, jobs: list[FileJob], limits: ParseLimits
+) -> list[ParsedFile]:
+    """Parse a group of files on this node, each under the per-file limits: in a parse worker
+    process of its own (polisum.ingest.workers), or here when ``limits.workers`` is 0."""
+    if not limits.workers:
+        return [parse_file(settings, job) for job in jobs]
+    pool = WorkerPool(settings, ParseLimits(1, limits.timeout_s, limits.memory_mb))
+    try:
+        by_source = {p.source: p for p in pool.parse(jobs)}
+    finally:
+        pool.close()
+    return [by_source[job.source] for job in jobs]
 
 
 def warm_up() -> None:
