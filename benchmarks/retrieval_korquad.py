@@ -27,57 +27,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import polisum
 from _korquad import DEFAULT_DATA, dedupe, load_korquad, metrics, samples, write_corpus
 from polisum.config import FusionWeights
-from polisum.retrieve import SIGNALS, Candidates, fuse_rrf, fuse_scores
+from polisum.fusion import RankFusion, ScoreFusion
+from retrieval_suite import chunk_documents, gather, ingest, pool_state, subset
 
-POOL = 200  # candidates gathered per retriever; smaller pools are exact subsets of it
 
-
-def rank_all(cands_list, id_to_doc, weights, fusion="score", norm="minmax"):
+def rank_all(cands_list, id_to_doc, weights, fusion="score", norm="zscore"):
     """Document rankings (best first, deduplicated) for every query's candidates."""
+    method = RankFusion(weights) if fusion == "rrf" else ScoreFusion(weights, norm)
     rankings = []
     for cands in cands_list:
-        fused = fuse_rrf(cands, weights) if fusion == "rrf" else fuse_scores(cands, weights, norm)
-        order = np.argsort(-fused, kind="stable")
+        order = np.argsort(-method.fuse(cands), kind="stable")
         rankings.append(dedupe([id_to_doc[int(i)] for i in cands.ids[order[:40]]]))
     return rankings
-
-
-def subset(cands: Candidates, n: int) -> Candidates:
-    """The candidates a pool of ``n`` per retriever would have gathered. Every candidate is
-    scored by every retriever, so each retriever's top n within the 200-pool is its global
-    top n (dense ties aside), and the union is exactly the smaller pool."""
-    if n >= POOL:
-        return cands
-    keep = np.zeros(len(cands.ids), dtype=bool)
-    for name, values in cands.signals.items():
-        v = np.nan_to_num(values, nan=-np.inf)
-        top = np.argsort(-v, kind="stable")[:n]
-        valid = np.isfinite(v[top])
-        if name == "bm25":  # the BM25 pool only takes documents sharing a term with the query
-            valid &= v[top] > 0
-        keep[top[valid]] = True
-    return Candidates(cands.ids[keep], {k: v[keep] for k, v in cands.signals.items()})
-
-
-def gather(retriever, questions, cache: Path) -> list[Candidates]:
-    """Candidate pools (query embedding + every retriever); cached on disk per index state."""
-    if cache.exists():
-        with np.load(cache, allow_pickle=False) as data:
-            bounds = data["bounds"]
-            out = []
-            for i in range(len(bounds) - 1):
-                a, b = bounds[i], bounds[i + 1]
-                out.append(Candidates(data["ids"][a:b], {k: data[k][a:b] for k in SIGNALS}))
-            return out
-    out = [retriever.candidates(q.text, n=POOL) for q in questions]
-    bounds = np.cumsum([0] + [len(c.ids) for c in out])
-    np.savez(
-        cache,
-        bounds=bounds,
-        ids=np.concatenate([c.ids for c in out]),
-        **{k: np.concatenate([c.signals[k] for c in out]) for k in SIGNALS},
-    )
-    return out
 
 
 def main() -> None:
@@ -103,18 +64,11 @@ def main() -> None:
     idx = polisum.Index.open(
         workdir / ".polisum", embedder=args.embedder, summarizer=args.summarizer
     )
-    t0 = time.perf_counter()
-    report = idx.ingest(workdir / "docs", progress=not args.json)
-    ingest_s = time.perf_counter() - t0
+    ingest_s = ingest(idx, workdir / "docs", quiet=args.json)
+    chunks_total = idx.store.count_chunks()
     retriever = idx.retriever()
-    id_to_doc = {
-        r[0]: Path(r[1]).stem
-        for r in idx.store._db.execute(
-            "SELECT c.id, d.source FROM chunks c JOIN documents d ON d.id = c.document_id"
-        )
-    }
-    state = f"{idx.embedder.name}-{idx.summarizer_spec}-g{idx.store.generation}-n{args.n}"
-    state = state.replace(":", "_").replace("/", "_")
+    id_to_doc = chunk_documents(idx)
+    state = f"{pool_state(idx)}-n{args.n}"  # the same cache files as retrieval_suite.py
     t = time.perf_counter()
     test_pool = gather(retriever, test, workdir / f"cands-test-{state}.npz")
     dev_pool = gather(retriever, dev, workdir / f"cands-dev-{state}.npz")
@@ -125,7 +79,7 @@ def main() -> None:
     gold = [q.gold for q in test]
     dev_gold = [q.gold for q in dev]
     configs = {
-        "BM25 (Kiwi morphemes)": (FusionWeights(0, 0, 1), "score"),
+        "BM25 (chunk + context window)": (FusionWeights(0, 0, 1), "score"),
         "dense paragraphs": (FusionWeights(1, 0, 0), "score"),
         "dense summaries": (FusionWeights(0, 1, 0), "score"),
         "RRF dense+BM25": (FusionWeights(1, 0, 1), "rrf"),
@@ -176,7 +130,7 @@ def main() -> None:
         t = time.perf_counter()
         idx.search(q.text, k=5)
         lat.append((time.perf_counter() - t) * 1000)
-    components = ("BM25 (Kiwi morphemes)", "dense paragraphs", "dense summaries")
+    components = ("BM25 (chunk + context window)", "dense paragraphs", "dense summaries")
     never_loses = {
         split: {
             metric: res["hybrid (default weights)"][metric]
@@ -186,9 +140,9 @@ def main() -> None:
         for split, res in (("dev", dev_results), ("test", results))
     }
     out = {
-        "corpus": {"paragraphs": len(paragraphs), "chunks": report.chunks_total},
+        "corpus": {"paragraphs": len(paragraphs), "chunks": chunks_total},
         "embedder": idx.embedder.name,
-        "summarizer": idx.summarizer_spec,
+        "summarizer": idx.store.get_meta("summarizer_spec"),
         "questions": len(test),
         "ingest_seconds": round(ingest_s, 1),
         "load_avg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
@@ -204,9 +158,9 @@ def main() -> None:
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return
     print(
-        f"KorQuAD 1.0 dev: {len(paragraphs)} paragraphs ({report.chunks_total} chunks), "
+        f"KorQuAD 1.0 dev: {len(paragraphs)} paragraphs ({chunks_total} chunks), "
         f"{len(test)} questions (seed 13), embedder {idx.embedder.name}, "
-        f"summaries {idx.summarizer_spec}"
+        f"summaries {out['summarizer']}"
     )
     print(
         f"ingest {ingest_s:.1f}s · query p50 {out['query_ms_p50']} ms, p95 {out['query_ms_p95']} ms"

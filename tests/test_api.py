@@ -21,7 +21,7 @@ def test_public_api_in_three_lines(docs: Path, tmp_path: Path, monkeypatch):
     assert hit.source == "docs/youth.md"
     assert hit.page is None and hit.section == "청년 정책 > 월세 지원"
     assert hit.summary and len(hit.summary) <= 300
-    assert set(hit.scores) == {"dense", "summary", "bm25"}
+    assert set(hit.scores) == {"dense", "summary", "bm25", "bm25_window"}
     idx.close()
 
 

@@ -32,7 +32,7 @@ def assert_consistent(idx: polisum.Index) -> set[str]:
     paragraphs, summaries, bm25 = current.paragraphs, current.summaries, current.bm25
     db_ids = sorted(r[0] for r in rows)
     assert len(paragraphs) == len(db_ids) == len(summaries) == len(bm25)
-    assert sorted(bm25.ids.tolist()) == db_ids
+    assert bm25.ids.tolist() == db_ids == current.windows.ids.tolist()
     # every chunk has exactly one paragraph vector and one summary vector
     assert sorted(paragraphs.ids.tolist()) == db_ids == sorted(summaries.ids.tolist())
     return set(chunk_ids)

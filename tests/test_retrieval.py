@@ -14,13 +14,14 @@ from typer.testing import CliRunner
 import polisum
 from polisum.cli import app
 from polisum.config import FusionWeights
+from polisum.fusion import ScoreFusion
 from polisum.index import vectors as vectors_mod
-from polisum.index.bm25 import BM25Index
+from polisum.index.bm25 import BM25Index, context_windows
 from polisum.index.local import Generation, MemoryBackend
 from polisum.index.vectors import VectorIndex
 from polisum.rerank import RerankerError, load_reranker
 from polisum.retrieve import HybridRetriever
-from polisum.text import terms
+from polisum.text import index_terms
 from tests.conftest import EN_LIBRARY, KO_BUS, KO_RENT
 
 
@@ -138,8 +139,11 @@ def toy_retriever() -> tuple[HybridRetriever, dict[str, np.ndarray], VectorIndex
     dense = VectorIndex.build(16, ids, clustered(n, 16, seed=2))
     summary = VectorIndex.build(16, ids, clustered(n, 16, seed=4))
     bm25 = BM25Index.build(ids, docs)
+    # every chunk its own document: each window is the chunk itself
+    rows = zip(ids.tolist(), ids.tolist(), docs, strict=True)
+    windows = BM25Index.from_rows(context_windows(rows))
     queries = {q: clustered(1, 16, seed=10 + i)[0] for i, q in enumerate(["solar bus", "rent"])}
-    backend = MemoryBackend(Generation(0, dense, summary, bm25))
+    backend = MemoryBackend(Generation(0, dense, summary, bm25, windows))
     retriever = HybridRetriever(TableEmbedder(queries), backend, candidates=20)
     return retriever, queries, dense, bm25
 
@@ -154,22 +158,24 @@ def test_dense_only_weights_give_the_dense_ranking(toy_retriever):
 def test_bm25_only_weights_give_the_bm25_ranking(toy_retriever):
     retriever, queries, _, bm25 = toy_retriever
     for q in queries:
-        raw = bm25.scores(terms(q))
+        raw = bm25.scores(index_terms(q))
         expected = bm25.ids[np.argsort(-raw, kind="stable")][:5].tolist()
         got = retriever.search(q, 5, weights=FusionWeights(0, 0, 1))
         assert [s.id for s in got] == expected
         assert all(s.scores["bm25"] == pytest.approx(raw[bm25.ids == s.id][0]) for s in got)
 
 
-def test_fused_scores_are_convex_and_every_candidate_is_scored_by_every_signal(toy_retriever):
+def test_hits_carry_the_fused_score_and_every_candidate_is_scored_by_every_signal(toy_retriever):
     retriever, queries, dense, _ = toy_retriever
     w = FusionWeights(0.3, 0.15, 0.55)
     for q, qv in queries.items():
         hits = retriever.search(q, 20, weights=w)
-        assert all(0.0 <= h.score <= 1.0 + 1e-6 for h in hits)
+        cands = retriever.candidates(q, 20)
+        fused = dict(zip(cands.ids.tolist(), ScoreFusion(w).fuse(cands).tolist(), strict=True))
+        assert all(h.score == pytest.approx(fused[h.id], abs=1e-6) for h in hits)
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
         for h in hits:  # exact dense score even for ids that only BM25 proposed
-            assert set(h.scores) == {"dense", "summary", "bm25"}
+            assert set(h.scores) == {"dense", "summary", "bm25", "bm25_window"}
             assert h.scores["dense"] == pytest.approx(
                 float(dense.vectors_of([h.id])[0] @ qv), abs=1e-5
             )
@@ -188,6 +194,7 @@ def test_index_with_hnsw_persists_and_follows_deletions(docs: Path, index_dir: P
         paragraphs, summaries, bm25 = current.paragraphs, current.summaries, current.bm25
         db_ids = sorted(r[0] for r in idx.store._db.execute("SELECT id FROM chunks"))
         assert paragraphs.ids.tolist() == db_ids == bm25.ids.tolist()
+        assert current.windows.ids.tolist() == db_ids
         assert summaries.ids.tolist() == db_ids
         assert all("city.txt" not in h.source for h in idx.search("libraries", k=5))
     with polisum.Index.open(index_dir, vector_index="flat") as idx:  # setting changed: rebuilt

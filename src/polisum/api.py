@@ -21,7 +21,7 @@ from polisum.errors import (
     IndexError_,
     IndexNotFoundError,
 )
-from polisum.fusion import ScoreFusion
+from polisum.fusion import make_fusion
 from polisum.index.backend import IndexBackend, SearchFilter
 from polisum.index.lock import WriteLock
 from polisum.index.records import DocumentRecord
@@ -46,7 +46,9 @@ DB_NAME = "meta.sqlite"
 # redone (cheaply: summaries and vectors come from the caches).
 # 3: ruled PDF tables read as rows. 4: PDF sections from the outline, no chart numbers or logo
 # words as headings, headings open the chunk of the text they head (no heading-only chunks).
-PIPELINE_VERSION = "4"
+# 5: BM25 index terms (numbers without separators, compounds whole and in parts, English stems;
+# polisum.text.index_terms) and the context-window BM25 built from them.
+PIPELINE_VERSION = "5"
 
 
 class Index:
@@ -137,7 +139,7 @@ class Index:
         return self._backend
 
     def retriever(self) -> HybridRetriever:
-        fusion = ScoreFusion(self.config.weights)
+        fusion = make_fusion(self.config.fusion, self.config.weights)
         return HybridRetriever(self.embedder, self.backend, fusion, self.config.candidates)
 
     # -- ingest -------------------------------------------------------------------------------

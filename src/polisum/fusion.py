@@ -1,29 +1,38 @@
 """Fusion: one score per candidate from the per-retriever scores (a component of its own).
 
 Candidates are the union of every retriever's top n, each scored exactly by every retriever
-(see polisum.index.backend). The default is a convex combination of per-query min-max
-normalised scores: rank fusion (RRF) throws the score gaps away, and on Korean QA a confident
-BM25 match is then outvoted by a weak dense ranking (benchmarks/retrieval_korquad.py measures
-both).
+(see polisum.index.backend). Two fusions:
+
+* :class:`ScoreFusion` (the default): a weighted sum of per-query normalised scores. Standard
+  scores over the pool (``norm="zscore"``) rather than min-max: min-max gives every retriever
+  the full [0, 1] range on every query, however little its scores separate the candidates;
+  standard scores measure each gap against that retriever's own spread. BM25 is read on the
+  chunk and on its context window (``WINDOW``, polisum.index.bm25.context_windows), half each.
+* :class:`RankFusion`: weighted reciprocal-rank fusion (``fusion = "rrf"``). It throws the
+  score gaps away: a confident BM25 match is outvoted by a weak dense ranking, and it ranked
+  below the default on every development corpus.
+
+The default weights (polisum.config.FusionWeights) were chosen on the TUNE splits of three
+development corpora together (KorQuAD paragraphs, Korean document pages, PubMedQA abstracts;
+benchmarks/retrieval_suite.py --tune): fixed weights tuned on one corpus lose to a single
+retriever on another (issue 19).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
 from polisum.config import FusionWeights
-from polisum.index.backend import SIGNALS, Candidates
+from polisum.index.backend import SIGNALS, WINDOW, Candidates
 
 __all__ = [
     "NORMALISERS",
     "Fusion",
     "RankFusion",
     "ScoreFusion",
-    "fuse_rrf",
-    "fuse_scores",
     "make_fusion",
     "minmax",
     "zscore",
@@ -41,6 +50,7 @@ class Fusion(Protocol):
 
 
 def minmax(x: np.ndarray) -> np.ndarray:
+    """Scores mapped to [0, 1] over the pool (absent scores: 0)."""
     finite = np.isfinite(x)
     out = np.zeros(x.shape, dtype=np.float32)
     if not finite.any():
@@ -54,8 +64,8 @@ def minmax(x: np.ndarray) -> np.ndarray:
 
 
 def zscore(x: np.ndarray) -> np.ndarray:
-    """Standard scores over the candidate pool (absent scores count as the pool minimum).
-    Kept as an alternative for the benchmarks: on KorQuAD DEV it ties or trails min-max."""
+    """Standard scores over the candidate pool (absent scores count as the pool minimum; a
+    constant signal says nothing: all 0)."""
     finite = np.isfinite(x)
     out = np.zeros(x.shape, dtype=np.float32)
     if not finite.any():
@@ -68,53 +78,53 @@ def zscore(x: np.ndarray) -> np.ndarray:
 NORMALISERS = {"minmax": minmax, "zscore": zscore}
 
 
-def fuse_scores(cands: Candidates, weights: FusionWeights, norm: str = "minmax") -> np.ndarray:
-    normalise = NORMALISERS[norm]
-    fused = np.zeros(len(cands.ids), dtype=np.float32)
-    for name in SIGNALS:
-        w = getattr(weights, name)
-        if w and name in cands.signals:
-            fused += w * normalise(cands.signals[name])
-    return fused
-
-
-def fuse_rrf(cands: Candidates, weights: FusionWeights, k: int = 60) -> np.ndarray:
-    """Weighted reciprocal-rank fusion, kept for comparison in the benchmarks."""
-    fused = np.zeros(len(cands.ids), dtype=np.float64)
-    for name in SIGNALS:
-        w = getattr(weights, name)
-        if not w or name not in cands.signals:
-            continue
-        values = np.nan_to_num(cands.signals[name], nan=-np.inf)
-        ranks = np.empty(len(values), dtype=np.int64)
-        ranks[np.argsort(-values, kind="stable")] = np.arange(1, len(values) + 1)
-        fused += w / (k + ranks)
-    return fused.astype(np.float32)
-
-
-def _used(weights: FusionWeights) -> tuple[str, ...]:
+def _weighted(weights: FusionWeights) -> tuple[str, ...]:
     return tuple(name for name in SIGNALS if getattr(weights, name))
 
 
 @dataclass(frozen=True)
 class ScoreFusion:
-    """Weighted sum of per-query normalised scores (the default)."""
+    """Weighted sum of each retriever's normalised scores (the default).
+
+    When the pool has context-window BM25 scores (``WINDOW``), ``window_share`` of the BM25
+    weight goes to them and the rest to the chunk's own BM25: a page or a passage of a long
+    file whose chunks share the query's words between them counts as a match. Without them the
+    chunk's BM25 takes the whole weight."""
 
     weights: FusionWeights = field(default_factory=FusionWeights)
-    norm: str = "minmax"
+    norm: Literal["zscore", "minmax"] = "zscore"
+    window_share: float = 0.5
     name: str = "score"
+
+    def __post_init__(self) -> None:
+        if self.norm not in NORMALISERS:
+            raise ValueError(f"unknown normalisation {self.norm!r} (expected 'zscore' or 'minmax')")
+        if not 0.0 <= self.window_share <= 1.0:
+            raise ValueError(f"window_share must be in [0, 1], not {self.window_share}")
 
     @property
     def signals(self) -> tuple[str, ...]:
-        return _used(self.weights)
+        used = _weighted(self.weights)
+        return (*used, WINDOW) if "bm25" in used and self.window_share else used
 
     def fuse(self, cands: Candidates) -> np.ndarray:
-        return fuse_scores(cands, self.weights, self.norm)
+        normalise = NORMALISERS[self.norm]
+        fused = np.zeros(len(cands.ids), dtype=np.float32)
+        for name in SIGNALS:
+            w = getattr(self.weights, name)
+            if not w or name not in cands.signals:
+                continue
+            if name == "bm25" and self.window_share and WINDOW in cands.signals:
+                fused += w * self.window_share * normalise(cands.signals[WINDOW])
+                w *= 1 - self.window_share
+            fused += w * normalise(cands.signals[name])
+        return fused
 
 
 @dataclass(frozen=True)
 class RankFusion:
-    """Weighted reciprocal-rank fusion."""
+    """Weighted reciprocal-rank fusion (Cormack et al., 2009) over dense, summary and chunk
+    BM25 ranks."""
 
     weights: FusionWeights = field(default_factory=FusionWeights)
     k: int = 60
@@ -122,13 +132,23 @@ class RankFusion:
 
     @property
     def signals(self) -> tuple[str, ...]:
-        return _used(self.weights)
+        return _weighted(self.weights)
 
     def fuse(self, cands: Candidates) -> np.ndarray:
-        return fuse_rrf(cands, self.weights, self.k)
+        fused = np.zeros(len(cands.ids), dtype=np.float64)
+        for name in SIGNALS:
+            w = getattr(self.weights, name)
+            if not w or name not in cands.signals:
+                continue
+            values = np.nan_to_num(cands.signals[name], nan=-np.inf)
+            ranks = np.empty(len(values), dtype=np.int64)
+            ranks[np.argsort(-values, kind="stable")] = np.arange(1, len(values) + 1)
+            fused += w / (self.k + ranks)
+        return fused.astype(np.float32)
 
 
 def make_fusion(kind: str = "score", weights: FusionWeights | None = None) -> Fusion:
+    """The fusion named by the ``fusion`` setting, with ``weights``."""
     weights = weights or FusionWeights()
     if kind == "score":
         return ScoreFusion(weights)

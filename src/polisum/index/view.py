@@ -169,6 +169,14 @@ class StoreView:
         for chunk_id, terms in self._db.execute("SELECT id, terms FROM chunks ORDER BY id"):
             yield chunk_id, json.loads(terms)
 
+    def iter_terms_by_document(self) -> Iterator[tuple[int, int, list[str]]]:
+        """(chunk id, document id, BM25 terms) in reading order, document by document (what
+        polisum.index.bm25.context_windows reads), streamed from one SELECT."""
+        for chunk_id, document_id, terms in self._db.execute(
+            "SELECT id, document_id, terms FROM chunks ORDER BY document_id, ordinal"
+        ):
+            yield chunk_id, document_id, json.loads(terms)
+
     # -- caches -----------------------------------------------------------------------------
     def cached_summary_records(
         self, summarizer: str, hashes: Iterable[str]

@@ -15,7 +15,7 @@ from polisum.chunking import ParagraphChunker
 from polisum.embed import Embedder
 from polisum.loaders import LoaderRegistry, LoadError, default_registry, load_ocr
 from polisum.summarize import Summarizer, SummaryResult, summarize_detailed
-from polisum.text import terms_many
+from polisum.text import index_terms_many
 from polisum.types import Chunk
 
 
@@ -98,7 +98,8 @@ def embed_texts(embedder: Embedder, texts: list[str]) -> np.ndarray:
 
 
 def terms_of(texts: list[str]) -> list[list[str]]:
-    return terms_many(texts)
+    """BM25 terms of chunks: the retriever's query terms are made the same way."""
+    return index_terms_many(texts)
 
 
 def _jsonable(value: Any) -> bool:
