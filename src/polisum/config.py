@@ -45,6 +45,8 @@ PROTECTED = frozenset(
         "adapter",
         "base_url",
         "rerank",
+        "milvus_uri",
+        "milvus_collection",
     }
 )
 _SECTIONS = ("chunking", "retrieval", "limits")
@@ -57,6 +59,9 @@ _ENV = {
     "adapter": "POLISUM_ADAPTER",
     "base_url": "POLISUM_BASE_URL",
     "ocr": "POLISUM_OCR",
+    "backend": "POLISUM_BACKEND",
+    "milvus_uri": "POLISUM_MILVUS_URI",
+    "milvus_collection": "POLISUM_MILVUS_COLLECTION",
 }
 
 
@@ -117,6 +122,14 @@ class Config(BaseModel):
     # (apt-get install tesseract-ocr tesseract-ocr-kor), "off" never, "tesseract" requires it.
     ocr: Literal["auto", "off", "tesseract"] = "auto"
     ocr_languages: str = "kor+eng"
+    # Where queries read from: "local" (FAISS + BM25 files beside the store) or "milvus" (a
+    # Milvus collection that any number of query servers share); None: what the index recorded,
+    # else local. ``milvus_uri``: http(s)://host:19530 (credentials from POLISUM_MILVUS_TOKEN or
+    # POLISUM_MILVUS_USER/_PASSWORD, never from a file), or a Milvus Lite .db file (default:
+    # milvus.db in the index folder). ``milvus_collection``: default polisum_<project folder>.
+    backend: Literal["local", "milvus"] | None = None
+    milvus_uri: str | None = None
+    milvus_collection: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,199}$")
 
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
     _notices: list[str] = PrivateAttr(default_factory=list)
@@ -307,6 +320,9 @@ def _flatten(path: Path, data: dict[str, Any], *, trusted: bool) -> _FileValues:
             flat[key] = value
     if "index" in flat:
         flat["index"] = _project_path(path, flat["index"], trusted=trusted)
+    uri = flat.get("milvus_uri")
+    if isinstance(uri, str) and "://" not in uri and not uri.startswith("unix:"):
+        flat["milvus_uri"] = str((path.parent / Path(uri).expanduser()).resolve())  # file-relative
     ignored = [] if trusted else sorted(PROTECTED & flat.keys())
     return _FileValues({k: v for k, v in flat.items() if k not in ignored}, ignored)
 

@@ -8,9 +8,12 @@ from typing import Annotated
 import typer
 
 from polisum.commands._common import (
+    BackendOpt,
     ConfigOpt,
     IndexOpt,
     JsonOpt,
+    MilvusCollectionOpt,
+    MilvusUriOpt,
     RichProgress,
     announce_remote,
     err,
@@ -56,6 +59,9 @@ def ingest(
         str | None,
         typer.Option(help="Scanned PDF pages: auto (Tesseract when installed), off, tesseract."),
     ] = None,
+    backend: BackendOpt = None,
+    milvus_uri: MilvusUriOpt = None,
+    milvus_collection: MilvusCollectionOpt = None,
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
@@ -72,6 +78,9 @@ def ingest(
         summarizer_adapter=adapter,
         summarizer_base_url=base_url,
         ocr=ocr,
+        backend=backend,
+        milvus_uri=milvus_uri,
+        milvus_collection=milvus_collection,
     )
     with idx, user_errors():
         if not as_json:

@@ -12,6 +12,13 @@ import numpy as np
 
 from polisum.index.files import atomic_publish_dir
 
+# BM25+ with k1=1.2 was best of lucene/bm25+ × k1 1.2/1.5 on a KorQuAD dev split. Every backend
+# scores with these (polisum.index.bm25_sparse weights a Milvus sparse vector with them).
+METHOD = "bm25+"
+K1 = 1.2
+B = 0.75
+DELTA = 0.5  # bm25s's default; it cancels out of the scores (see BM25Index.scores)
+
 
 class BM25Index:
     """A bm25s index whose rows map to chunk ids. bm25s cannot delete rows, so the index is
@@ -45,18 +52,29 @@ class BM25Index:
         id_array = np.asarray(ids, dtype=np.int64)
         if not ids:
             return cls(None, id_array)
-        # BM25+ with k1=1.2 was best of lucene/bm25+ × k1 1.2/1.5 on a KorQuAD dev split.
-        retriever = bm25s.BM25(method="bm25+", k1=1.2, b=0.75)
+        retriever = bm25s.BM25(method=METHOD, k1=K1, b=B, delta=DELTA)
         corpus = bm25s.tokenization.Tokenized(ids=token_ids, vocab=vocab)
         retriever.index(corpus, show_progress=False)
         return cls(retriever, id_array)
 
     def scores(self, query_terms: list[str]) -> np.ndarray:
-        """BM25 score of every row (aligned with ``ids``)."""
-        known = [t for t in query_terms if t in self._vocab]
+        """BM25 score of every row (aligned with ``ids``): 0 for a row that shares no term with
+        the query, so the BM25 candidate pool holds only rows that match.
+
+        bm25s's BM25+ adds ``delta * idf(t)`` of every query term to every row (its
+        "non-occurrence" array), a constant per query: it changes no ranking, but it made every
+        row score above 0, and the pool of a query matching fewer than ``n`` rows was padded
+        with arbitrary ones. It is subtracted here. What remains is
+        ``sum over query terms t in the row of idf(t) * (k1 + 1) * tf / (k1 * norm + tf)``,
+        with ``idf(t) = log((N + 1) / df(t))``: what polisum.index.bm25_sparse computes."""
+        known = [self._vocab[t] for t in query_terms if t in self._vocab]
         if self._retriever is None or not known:
             return np.zeros(len(self.ids), dtype=np.float32)
-        return self._retriever.get_scores(known).astype(np.float32)
+        scores = self._retriever.get_scores_from_ids(known).astype(np.float32)
+        constant = self._retriever.nonoccurrence_array
+        if constant is not None:
+            scores -= constant[np.asarray(known)].sum(dtype=np.float32)
+        return scores
 
     def save(self, path: Path) -> None:
         staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))

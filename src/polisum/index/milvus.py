@@ -1,0 +1,473 @@
+"""The Milvus backend: what a query needs lives in Milvus collections (polisum.index.milvus_conn
+describes them), so any number of stateless query processes answer from the same index while
+one ingest worker publishes to it from its SQLite store.
+
+Generations. The store commits generation S in one SQLite transaction; the backend mirrors it
+in two steps:
+
+1. ``publish`` (inside the store's transaction) writes the collection's next generation G:
+   rows invisible to queries, which read ``current`` (G-1), and a ``prepared`` record.
+2. ``committed(S)`` (after the SQLite commit) makes ``prepared`` the ``current`` record, one
+   row upsert: queries switch to G at once. Rows no query of G or G-1 can see are then purged.
+
+A crash before the SQLite commit leaves queries on G-1 and the store on S-1: the next publish
+removes the leftovers and writes G again. A crash between the commit and the switch leaves
+queries on G-1 while the store is at S: the next ingest (or ``polisum index sync``) finds
+``prepared`` matching the store and switches; anything else out of step (another backend used
+in between, a collection deleted) is rebuilt from the store.
+
+Queries rank as the local backend does: each retriever's top n from Milvus (dense paragraph
+vectors, dense summary vectors, BM25 as a sparse inner product), then every candidate scored
+exactly by every retriever from its stored vectors, and fused by polisum.fusion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from polisum.errors import EmbedderMismatchError
+from polisum.index import bm25_sparse
+from polisum.index.backend import SIGNALS, Candidates, Query, SearchFilter
+from polisum.index.bm25 import DELTA, K1, METHOD, B
+from polisum.index.milvus_conn import (
+    FORMAT,
+    MilvusError,
+    MilvusSettings,
+    State,
+    chunk_schema,
+    connect,
+    disconnect,
+    helper_index_params,
+    int_list,
+    meta_schema,
+    meta_value,
+    term_key,
+    terms_schema,
+    vector_index_params,
+    where_expression,
+)
+from polisum.index.milvus_publish import Names, OutOfStep, Publisher
+from polisum.index.records import Published
+from polisum.index.vectors import HNSW_EF_SEARCH
+from polisum.index.view import StoreView
+
+log = logging.getLogger(__name__)
+STRONG = "Strong"  # every request sees every write acknowledged before it (another process's)
+_ROW_FIELDS = ("id", "chunk_id", "source", "section", "page", "text", "summary")
+
+
+class MilvusBackend:
+    """An index backend on a Milvus server or a Milvus Lite file. ``store`` is None on a
+    query-only replica: it then reads everything, the embedder included, from the
+    collection."""
+
+    name = "milvus"
+
+    def __init__(
+        self, settings: MilvusSettings, store: StoreView | None, vector_index: str = "auto"
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.vector_index = vector_index
+        self.names = Names.of(settings.collection)
+        self._lock = threading.Lock()
+        self.client = connect(settings)
+        try:
+            self._info = self._open()
+            if store is not None and self._info is not None:
+                self._check(store.meta())
+        except BaseException:
+            disconnect(settings, self.client)
+            raise
+
+    # -- collections --------------------------------------------------------------------------
+    def _call(self, what: str, fn, *args, **kwargs):
+        """A Milvus request; its failure as a MilvusError naming the collection."""
+        try:
+            return fn(*args, **kwargs)
+        except (MilvusError, OutOfStep):
+            raise
+        except Exception as exc:
+            reason = self.settings.clean(getattr(exc, "message", None) or str(exc))
+            raise MilvusError(
+                f"Milvus at {self.settings.display}, collection {self.names.chunks}: "
+                f"{what} failed ({reason})"
+            ) from None
+
+    def _open(self) -> dict[str, Any] | None:
+        """The collection's ``info`` record (None: no collection yet), collections loaded."""
+        names = (self.names.chunks, self.names.terms, self.names.meta)
+        present = [self._call("listing", self.client.has_collection, n) for n in names]
+        if not all(present):
+            return None
+        for name in names:
+            state = self._call("load state", self.client.get_load_state, name)["state"]
+            if getattr(state, "name", str(state)) != "Loaded":
+                self._call("loading", self.client.load_collection, name)
+        return self._meta("info")
+
+    def _meta(self, key: str) -> Any:
+        rows = self._call(
+            "reading",
+            self.client.query,
+            self.names.meta,
+            filter=f"key == {json.dumps(key)}",
+            output_fields=["value"],
+            consistency_level=STRONG,
+        )
+        return json.loads(rows[0]["value"]) if rows else None
+
+    def _set_meta(self, key: str, value: Any) -> None:
+        self._call(
+            "writing", self.client.upsert, self.names.meta, [{"key": key, **meta_value(value)}]
+        )
+
+    def _state(self, key: str = "current") -> State | None:
+        value = self._meta(key) if self._info is not None else None
+        return State(**value) if value else None
+
+    def _check(self, meta: Mapping[str, str]) -> None:
+        """The collection must hold this index, built with this index's embedder."""
+        info = self._info or {}
+        if info.get("format") != FORMAT:
+            raise MilvusError(
+                f"collection {self.names.chunks} at {self.settings.display} was not written by "
+                "this polisum (format differs); choose another milvus_collection or rebuild "
+                "it with `polisum ingest FOLDER --rebuild`"
+            )
+        wanted = (meta.get("embedder"), meta.get("embedder_dim"))
+        built = (info.get("embedder"), str(info.get("embedder_dim")))
+        if wanted[0] and wanted != built:
+            raise EmbedderMismatchError(
+                f"collection {self.names.chunks} at {self.settings.display} was built with "
+                f"embedder '{built[0]}' ({built[1]}-d), this index uses '{wanted[0]}' "
+                f"({wanted[1]}-d): use another milvus_collection, or rebuild it with "
+                "`polisum ingest FOLDER --rebuild`"
+            )
+        if meta.get("index_id") and info.get("index_id") != meta.get("index_id"):
+            raise MilvusError(
+                f"collection {self.names.chunks} at {self.settings.display} holds another "
+                "index (published from another store); set milvus_collection to a name of its "
+                "own, or replace it with `polisum ingest FOLDER --rebuild`"
+            )
+
+    def _create(self, meta: Mapping[str, str]) -> None:
+        """The three collections, empty, recording the embedder and the store they serve."""
+        self._drop()
+        dim = int(meta["embedder_dim"])
+        c = self.client
+        for name, schema, index in (
+            (self.names.chunks, chunk_schema(dim), vector_index_params(c, self.vector_index)),
+            (self.names.terms, terms_schema(), helper_index_params(c, "term_key", "term_id")),
+            (self.names.meta, meta_schema(), helper_index_params(c)),
+        ):
+            self._call(
+                "creating", c.create_collection, name, schema=schema, consistency_level=STRONG
+            )
+            # sync=False: Milvus builds indexes in the background (a segment being filled is
+            # searched exactly meanwhile); waiting asks for timestamps Milvus Lite cannot give
+            self._call("indexing", c.create_index, name, index, sync=False)
+            self._call("loading", c.load_collection, name)
+        info = {
+            "format": FORMAT,
+            "embedder_spec": meta.get("embedder_spec"),
+            "embedder": meta["embedder"],
+            "embedder_dim": dim,
+            "index_id": meta.get("index_id"),
+            "bm25": {"method": METHOD, "k1": K1, "b": B, "delta": DELTA},
+            "vector_index": self.vector_index,
+        }
+        self._set_meta("info", info)
+        self._info = info
+
+    def _drop(self) -> None:
+        for name in (self.names.meta, self.names.chunks, self.names.terms):
+            if self._call("listing", self.client.has_collection, name):
+                self._call("dropping", self.client.drop_collection, name)
+        self._info = None
+
+    def recorded(self) -> dict[str, str]:
+        """The embedder the collection was built with, as an index records it (for a replica
+        that has no store to read it from)."""
+        info = self._info or {}
+        return {
+            k: str(info[k]) for k in ("embedder_spec", "embedder", "embedder_dim") if info.get(k)
+        }
+
+    @property
+    def exists(self) -> bool:
+        return self._info is not None
+
+    # -- queries ---------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def view(self) -> Iterator[MilvusView]:
+        try:
+            if self._info is None:  # published since this process opened it?
+                self._info = self._open()
+            state = self._state()
+        except MilvusError:
+            self._info = self._open()  # dropped by a rebuild (and perhaps created again)
+            state = self._state()
+        yield MilvusView(self, state)
+
+    # -- publishing ------------------------------------------------------------------------------
+    def _publisher(self, meta: Mapping[str, str], current: State | None) -> Publisher:
+        with self._lock:
+            if self._info is None:
+                self._create(meta)
+            else:
+                self._check(meta)
+        generation = (current.generation if current else 0) + 1
+        return Publisher(
+            self.client, self.names, meta["embedder"], int(meta["embedder_dim"]), generation
+        )
+
+    def publish(self, change: Published, store: StoreView) -> None:
+        meta = store.meta()
+        current = self._state()
+        publisher = self._publisher(meta, current)
+        self._call("cleaning up", publisher.cleanup, current)
+        state = None
+        if current is not None and current.store_generation == change.generation - 1:
+            try:
+                state = self._call("publishing", publisher.incremental, store, change, current)
+            except OutOfStep as why:
+                log.info("publishing generation %s whole: %s", publisher.generation, why)
+                self._call("cleaning up", publisher.cleanup, current)
+        if state is None:
+            state = self._call("publishing", publisher.full, store, change.generation)
+        self._set_meta("prepared", asdict(state))
+
+    def committed(self, generation: int) -> None:
+        prepared = self._state("prepared")
+        if prepared is None or prepared.store_generation != generation:
+            return
+        current = self._state()
+        if current is not None and current.generation >= prepared.generation:
+            return
+        self._set_meta("current", asdict(prepared))  # the switch: one row
+        if current is not None:  # rows neither generation G nor G-1 can see
+            doomed = f"gen_to <= {current.generation} or gen_from < {current.floor}"
+            for name in (self.names.chunks, self.names.terms):
+                self._call("purging", self.client.delete, name, filter=doomed)
+
+    def sync(self, store: StoreView) -> dict[str, Any]:
+        """Bring the collection to the store's committed generation: finish a publish whose
+        switch was interrupted, or publish everything again when the collection is out of
+        step. Run under the index's write lock (ingest, ``polisum index sync``)."""
+        generation = store.generation
+        if self._in_sync(store):
+            return {"action": "none", "generation": generation}
+        prepared = self._state("prepared")
+        if (
+            prepared is not None
+            and prepared.store_generation == generation
+            and (prepared.chunks, prepared.id_sum) == store.fingerprint()
+        ):
+            self.committed(generation)
+            if self._in_sync(store):
+                return {"action": "switched", "generation": generation}
+        meta = store.meta()
+        current = self._state()
+        publisher = self._publisher(meta, current)
+        self._call("cleaning up", publisher.cleanup, current)
+        state = self._call("publishing", publisher.full, store, generation)
+        self._set_meta("prepared", asdict(state))
+        self.committed(generation)
+        return {"action": "rebuilt", "generation": generation, "chunks": state.chunks}
+
+    def _in_sync(self, store: StoreView) -> bool:
+        return self._sync_problem(store, self._state()) is None
+
+    def _sync_problem(self, store: StoreView, state: State | None) -> str | None:
+        """Why the collection does not answer for the store's committed state (None: it does)."""
+        if self._info is None:
+            return "no collection yet"
+        self._check(store.meta())
+        if state is None:
+            return "nothing published yet"
+        if state.store_generation != store.generation:
+            return (
+                f"collection at store generation {state.store_generation}, "
+                f"store at {store.generation}"
+            )
+        if (state.chunks, state.id_sum) != store.fingerprint():
+            return "collection and store hold different chunks"
+        rows = self.count(state)
+        if rows != state.chunks:
+            return f"{rows} rows visible, {state.chunks} expected"
+        return None
+
+    def count(self, state: State) -> int:
+        rows = self._call(
+            "counting",
+            self.client.query,
+            self.names.chunks,
+            filter=state.visible,
+            output_fields=["count(*)"],
+            consistency_level=STRONG,
+        )
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def reset(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def info(self) -> dict[str, Any]:
+        state = self._state()
+        out: dict[str, Any] = {
+            "backend": self.name,
+            "uri": self.settings.display,
+            "collection": self.names.chunks,
+            "generation": state.generation if state else 0,
+            "store_generation": state.store_generation if state else None,
+            "chunks": state.chunks if state else 0,
+            "vector_index": (self._info or {}).get("vector_index", self.vector_index),
+        }
+        if state is not None:
+            out["rows"] = self.count(state)
+        if self.store is not None:
+            problem = self._sync_problem(self.store, state)
+            out["in_sync"] = problem is None
+            out["sync_problem"] = problem
+        return out
+
+    def close(self) -> None:
+        disconnect(self.settings, self.client)
+
+
+@dataclass
+class MilvusView:
+    """One generation of the collection, for the duration of a query."""
+
+    backend: MilvusBackend
+    state: State | None
+
+    @property
+    def generation(self) -> int:
+        return self.state.generation if self.state else 0
+
+    def __len__(self) -> int:
+        return self.state.chunks if self.state else 0
+
+    def _search(self, field: str, data: Any, n: int, expr: str, params: dict) -> np.ndarray:
+        b = self.backend
+        hits = b._call(
+            "searching",
+            b.client.search,
+            b.names.chunks,
+            data=[data],
+            anns_field=field,
+            limit=n,
+            filter=expr,
+            output_fields=["id"],
+            search_params={"metric_type": "IP", "params": params},
+            consistency_level=STRONG,
+        )
+        return np.asarray([h["entity"]["id"] for h in hits[0]], dtype=np.int64)
+
+    def _rows(self, ids: Sequence[int], fields: Sequence[str]) -> list[dict[str, Any]]:
+        b = self.backend
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(ids), 1000):
+            part = ids[start : start + 1000]
+            out += b._call(
+                "reading",
+                b.client.query,
+                b.names.chunks,
+                filter=f"id in {int_list(part)} and {self.state.visible}",
+                output_fields=list(fields),
+                consistency_level=STRONG,
+            )
+        return out
+
+    def _query_vector(self, terms: list[str]) -> dict[int, float]:
+        """The query's BM25 side (term id → count * idf) from this generation's vocabulary."""
+        counts = bm25_sparse.query_counts(terms)
+        if not counts:
+            return {}
+        keys = {term_key(t): t for t in counts}
+        b = self.backend
+        rows = b._call(
+            "reading",
+            b.client.query,
+            b.names.terms,
+            filter=f"term_key in {int_list(keys)} and {self.state.visible}",
+            output_fields=["term_key", "term", "term_id", "df"],
+            consistency_level=STRONG,
+        )
+        vocabulary = {
+            r["term"]: (r["term_id"], r["df"]) for r in rows if keys.get(r["term_key"]) == r["term"]
+        }
+        return bm25_sparse.query_vector(counts, vocabulary, self.state.chunks)
+
+    def candidates(
+        self,
+        query: Query,
+        n: int,
+        use: Sequence[str] = SIGNALS,
+        where: SearchFilter | None = None,
+    ) -> Candidates:
+        empty = Candidates(np.zeros(0, np.int64), {})
+        if not self.state or not self.state.chunks:
+            return empty
+        expr, recheck = where_expression(where) if where else ("", False)
+        expr = f"{self.state.visible} and ({expr})" if expr else self.state.visible
+        dense = "dense" in use and query.vector is not None
+        summary = "summary" in use and query.vector is not None and self.state.summaries > 0
+        bm25 = "bm25" in use
+        ef = {"ef": max(HNSW_EF_SEARCH, n)}
+        pools: list[np.ndarray] = []
+        if dense:
+            pools.append(self._search("dense", query.vector.tolist(), n, expr, ef))
+        if summary:
+            expr_s = f"{expr} and has_summary == true"
+            pools.append(self._search("summary_vector", query.vector.tolist(), n, expr_s, ef))
+        weights = self._query_vector(query.terms) if bm25 else {}
+        if weights:
+            pools.append(self._search("sparse", weights, n, expr, {}))
+        ids = np.unique(np.concatenate(pools)) if pools else np.zeros(0, np.int64)
+        if not len(ids):
+            return empty
+        fields = ["id", "has_summary", "dl", "bm25_avgdl", "sparse", "dense", "summary_vector"]
+        rows = self._rows(ids.tolist(), [*fields, "source"] if recheck else fields)
+        if recheck:
+            rows = [r for r in rows if where.matches(r["source"])]
+        rows.sort(key=lambda r: r["id"])
+        ids = np.asarray([r["id"] for r in rows], dtype=np.int64)
+        signals: dict[str, np.ndarray] = {}
+        if bm25:
+            signals["bm25"] = bm25_sparse.exact_scores(
+                weights,
+                [r["sparse"] for r in rows],
+                np.asarray([r["dl"] for r in rows], np.float64),
+                np.asarray([r["bm25_avgdl"] for r in rows], np.float64),
+                self.state.avgdl,
+            )
+        q = np.asarray(query.vector, np.float32).ravel() if query.vector is not None else None
+        if dense:
+            signals["dense"] = np.asarray([r["dense"] for r in rows], np.float32) @ q
+        if summary:
+            scores = np.asarray([r["summary_vector"] for r in rows], np.float32) @ q
+            has = np.asarray([bool(r["has_summary"]) for r in rows])
+            signals["summary"] = np.where(has, scores, -np.inf).astype(np.float32)
+        return Candidates(ids, signals)
+
+    def chunk_rows(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        ids = [int(i) for i in ids]
+        if not self.state or not ids:
+            return {}
+        fields = [*_ROW_FIELDS, "start_char", "end_char"]
+        out = {}
+        for r in self._rows(ids, fields):
+            row = {k: r.get(k) for k in _ROW_FIELDS if k != "id"}
+            out[r["id"]] = {**row, "start": r["start_char"], "end": r["end_char"]}
+        return out
