@@ -16,14 +16,14 @@ from typer.testing import CliRunner
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
-import polisum  # noqa: E402
-from polisum.cli import app  # noqa: E402
-from polisum.errors import EmbedderMismatchError, IndexError_  # noqa: E402
-from polisum.index import bm25_sparse, milvus_publish  # noqa: E402
-from polisum.index.backend import SearchFilter  # noqa: E402
-from polisum.index.milvus_conn import MilvusError, MilvusSettings, connect  # noqa: E402
-from tests.conftest import EN_LIBRARY, EN_SOLAR, KO_BUS, KO_RENT  # noqa: E402
-from tests.test_ingest import expected_chunk_ids  # noqa: E402
+import polisum
+from polisum.cli import app
+from polisum.errors import EmbedderMismatchError, IndexError_
+from polisum.index import bm25_sparse, milvus, milvus_publish
+from polisum.index.backend import SearchFilter
+from polisum.index.milvus_conn import MilvusError, MilvusSettings, connect
+from tests.conftest import EN_LIBRARY, EN_SOLAR, KO_BUS, KO_RENT
+from tests.test_ingest import expected_chunk_ids
 
 QUERIES = [
     "청년 교통비는 얼마나 돌려주나요?",
@@ -178,9 +178,11 @@ def test_a_collection_built_with_another_embedder_is_a_clear_error(project: Path
     other = tmp_path / "other" / ".polisum"
     with polisum.Index.open(other, backend="local") as idx:
         idx.store.set_meta(embedder="tiny-random", embedder_dim="8", embedder_spec="st:tiny")
-    with pytest.raises(EmbedderMismatchError, match=r"built with embedder .* this index uses"):
-        with open_milvus(other, milvus_uri=uri, milvus_collection="polisum_proj") as idx:
-            idx.backend  # noqa: B018
+    with (
+        pytest.raises(EmbedderMismatchError, match=r"built with embedder .* this index uses"),
+        open_milvus(other, milvus_uri=uri, milvus_collection="polisum_proj") as idx,
+    ):
+        idx.backend  # noqa: B018
 
 
 def test_an_unreachable_server_is_a_clear_error_without_secrets(monkeypatch, tmp_path: Path):
@@ -211,7 +213,7 @@ def test_a_lite_file_open_in_another_process_is_a_clear_error(project: Path, tmp
     )
     try:
         assert holder.stdout.readline().strip() == "open"
-        with pytest.raises(MilvusError, match="open in another process.*milvus-lite server"):
+        with pytest.raises(MilvusError, match=r"open in another process.*milvus-lite server"):
             connect(MilvusSettings.resolve(str(db), "c", tmp_path))
     finally:
         holder.kill()
@@ -299,3 +301,33 @@ def test_switching_an_index_to_milvus_publishes_it_whole(tmp_path: Path):
         assert set(visible(idx)) == store_ids(idx)
         assert idx.sync()["action"] == "none"
     shutil.rmtree(project)
+
+
+def test_a_query_begun_before_two_publishes_still_reads_its_whole_generation(
+    tmp_path: Path, monkeypatch
+):
+    project = tmp_path / "proj"
+    docs = project / "docs"
+    write_docs(docs)
+    with open_milvus(project / ".polisum") as idx:
+        idx.ingest(docs)
+        retriever = idx.retriever()
+        with idx.backend.view() as old:
+            q = retriever.query("도서관 library 청년")
+            before = old.candidates(q, 100)
+            (docs / "youth.md").unlink()
+            idx.ingest(docs)
+            (docs / "city.txt").write_text("완전히 바뀐 내용이다.", encoding="utf-8")
+            idx.ingest(docs)
+            assert idx.backend._state().generation == old.generation + 2
+            after = old.candidates(q, 100)
+            np.testing.assert_array_equal(after.ids, before.ids)
+            assert set(old.chunk_rows(after.ids.tolist())) == set(after.ids.tolist())
+        # once no query can be that old, the next publish purges what only it could see
+        monkeypatch.setattr(milvus, "PURGE_AFTER_S", 0.0)
+        (docs / "parks.txt").write_text("Parks open at dawn.", encoding="utf-8")
+        idx.ingest(docs)
+        everything = idx.backend.client.query(
+            idx.backend.names.chunks, filter="pk >= 0", output_fields=["count(*)"]
+        )[0]["count(*)"]
+        assert everything == len(visible(idx)) == len(store_ids(idx))

@@ -21,11 +21,11 @@ from typer.testing import CliRunner
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
-import polisum  # noqa: E402
-from polisum.cli import app  # noqa: E402
-from tests.test_crash import _write_v1, _write_v2  # noqa: E402
-from tests.test_ingest import expected_chunk_ids  # noqa: E402
-from tests.test_milvus import store_ids, visible  # noqa: E402
+import polisum
+from polisum.cli import app
+from tests.test_crash import _write_v1, _write_v2
+from tests.test_ingest import expected_chunk_ids
+from tests.test_milvus import store_ids, visible
 
 pytestmark = pytest.mark.slow
 
@@ -199,7 +199,7 @@ def test_two_replicas_read_whole_generations_while_one_worker_ingests(
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-            )  # fmt: skip
+            )
             for i in range(2)
         ]
         try:

@@ -27,6 +27,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -60,7 +61,9 @@ from polisum.index.vectors import HNSW_EF_SEARCH
 from polisum.index.view import StoreView
 
 log = logging.getLogger(__name__)
-STRONG = "Strong"  # every request sees every write acknowledged before it (another process's)
+STRONG = "Strong"
+# Rows a publish replaced stay this long after it (queries that began before read them).
+PURGE_AFTER_S = 300.0  # every request sees every write acknowledged before it (another process's)
 _ROW_FIELDS = ("id", "chunk_id", "source", "section", "page", "text", "summary")
 
 
@@ -254,10 +257,24 @@ class MilvusBackend:
         if current is not None and current.generation >= prepared.generation:
             return
         self._set_meta("current", asdict(prepared))  # the switch: one row
-        if current is not None:  # rows neither generation G nor G-1 can see
-            doomed = f"gen_to <= {current.generation} or gen_from < {current.floor}"
+        self._purge(prepared)
+
+    def _purge(self, current: State) -> None:
+        """Delete the rows no query can still be reading. A query reads the generation that
+        was current when it began, so rows that left the collection at generation g (gen_to
+        <= g, or written before g's floor) can go once g has been current for longer than any
+        query takes (PURGE_AFTER_S), whatever happened since."""
+        now = time.time()
+        history = [h for h in self._meta("history") or [] if h["generation"] < current.generation]
+        history.append({"generation": current.generation, "floor": current.floor, "at": now})
+        settled = [h for h in history if h["at"] <= now - PURGE_AFTER_S]
+        if settled:
+            g = settled[-1]
+            doomed = f"gen_to <= {g['generation']} or gen_from < {g['floor']}"
             for name in (self.names.chunks, self.names.terms):
                 self._call("purging", self.client.delete, name, filter=doomed)
+            history = [h for h in history if h["generation"] >= g["generation"]]
+        self._set_meta("history", history)
 
     def sync(self, store: StoreView) -> dict[str, Any]:
         """Bring the collection to the store's committed generation: finish a publish whose

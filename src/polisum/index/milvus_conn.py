@@ -133,6 +133,11 @@ class MilvusSettings:
 
 
 # -- connection --------------------------------------------------------------------------------
+# pymilvus pings every 10 s even while idle; a gRPC server that keeps grpc's default policy
+# (Milvus Lite's) answers an idle client's second ping with GOAWAY "too_many_pings", and an
+# ingest that spends minutes parsing between two requests then finds its connection gone.
+# Pings only during calls, and not more often than such a server allows.
+_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": 0}
 _lite_users: dict[str, int] = {}
 _lite_lock = threading.Lock()
 
@@ -154,6 +159,7 @@ def connect(settings: MilvusSettings) -> MilvusClient:
                 token=settings.token,
                 db_name=settings.db_name,
                 timeout=settings.timeout,
+                grpc_options=_GRPC_OPTIONS,
             )
     except Exception as exc:
         raise _unreachable(settings, exc) from None
