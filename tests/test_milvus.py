@@ -300,6 +300,14 @@ def test_switching_an_index_to_milvus_publishes_it_whole(tmp_path: Path):
         assert idx.sync()["action"] == "rebuilt"
         assert set(visible(idx)) == store_ids(idx)
         assert idx.sync()["action"] == "none"
+        # a collection weighted by a polisum with other BM25 parameters is weighted again
+        backend = idx.backend
+        backend._set_meta("info", {**backend._info, "bm25": {"k1": 1.5}})
+        backend._info = backend._meta("info")
+        assert idx.info()["backend"]["sync_problem"] == "weighted for other BM25 parameters"
+        assert idx.sync()["action"] == "rebuilt"
+        assert backend._meta("info")["bm25"] == milvus.BM25_PARAMS
+        assert idx.sync()["action"] == "none"
     shutil.rmtree(project)
 
 

@@ -9,7 +9,8 @@ import pytest
 from polisum.index import bm25_sparse
 from polisum.index.backend import SearchFilter
 from polisum.index.bm25 import BM25Index
-from polisum.index.milvus_conn import MilvusError, extension, quote, where_expression
+from polisum.index.milvus_conn import MilvusError
+from polisum.index.milvus_schema import extension, quote, where_expression
 
 
 @pytest.fixture(scope="module")

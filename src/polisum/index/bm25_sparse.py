@@ -38,10 +38,6 @@ from polisum.index.bm25 import K1, B
 # stay exact regardless; this bounds how far the BM25 candidate pool can drift from the local
 # backend's (a 2% avgdl change moves a chunk's weights by at most ~1.5%).
 AVGDL_TOLERANCE = 0.02
-# Term frequencies are recovered exactly from float32 weights up to about 4,000 occurrences of
-# one term in one chunk (tested up to dl 5,000); beyond that a row is re-weighted at every
-# publish that changes avgdl instead (``exact_tf`` is False).
-MAX_RECOVERABLE_TF = 4000
 
 
 def avgdl(total_terms: int, chunks: int) -> float:
@@ -124,8 +120,9 @@ def exact_scores(
         stored = np.fromiter((doc[t] for t in shared), np.float64, len(shared))
         sat = saturation(recover_tf(stored, dl[i], weighted_with[i]), dl[i], mean)
         if weighted_with[i] == mean:
-            # A row too long to recover (see MAX_RECOVERABLE_TF) is re-weighted whenever avgdl
-            # changes: its stored weights are today's saturation.
+            # Term frequencies are recovered exactly from float32 weights up to a few thousand
+            # occurrences of a term in a chunk; a row beyond (document_vector's ``exact`` is
+            # False) is re-weighted whenever avgdl changes: its weights are today's saturation.
             lost = sat.astype(np.float32) != stored.astype(np.float32)
             sat[lost] = stored[lost]
         q = np.fromiter((query[t] for t in shared), np.float64, len(shared))

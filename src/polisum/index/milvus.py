@@ -1,6 +1,6 @@
-"""The Milvus backend: what a query needs lives in Milvus collections (polisum.index.milvus_conn
-describes them), so any number of stateless query processes answer from the same index while
-one ingest worker publishes to it from its SQLite store.
+"""The Milvus backend: what a query needs lives in Milvus collections (polisum.index.
+milvus_schema describes them), so any number of stateless query processes answer from the same
+index while one ingest worker publishes to it from its SQLite store.
 
 Generations. The store commits generation S in one SQLite transaction; the backend mirrors it
 in two steps:
@@ -8,7 +8,8 @@ in two steps:
 1. ``publish`` (inside the store's transaction) writes the collection's next generation G:
    rows invisible to queries, which read ``current`` (G-1), and a ``prepared`` record.
 2. ``committed(S)`` (after the SQLite commit) makes ``prepared`` the ``current`` record, one
-   row upsert: queries switch to G at once. Rows no query of G or G-1 can see are then purged.
+   row upsert: queries switch to G at once. Rows that left the collection are deleted once no
+   query can still be reading them (PURGE_AFTER_S after the generation that replaced them).
 
 A crash before the SQLite commit leaves queries on G-1 and the store on S-1: the next publish
 removes the leftovers and writes G again. A crash between the commit and the switch leaves
@@ -28,43 +29,33 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict
 from typing import Any
 
-import numpy as np
-
 from polisum.errors import EmbedderMismatchError
-from polisum.index import bm25_sparse
-from polisum.index.backend import SIGNALS, Candidates, Query, SearchFilter
 from polisum.index.bm25 import DELTA, K1, METHOD, B
-from polisum.index.milvus_conn import (
+from polisum.index.milvus_conn import MilvusError, MilvusSettings, connect, disconnect
+from polisum.index.milvus_publish import Names, OutOfStep, Publisher
+from polisum.index.milvus_schema import (
     FORMAT,
-    MilvusError,
-    MilvusSettings,
+    STRONG,
     State,
     chunk_schema,
-    connect,
-    disconnect,
     helper_index_params,
-    int_list,
     meta_schema,
     meta_value,
-    term_key,
     terms_schema,
     vector_index_params,
-    where_expression,
 )
-from polisum.index.milvus_publish import Names, OutOfStep, Publisher
+from polisum.index.milvus_view import MilvusView
 from polisum.index.records import Published
-from polisum.index.vectors import HNSW_EF_SEARCH
 from polisum.index.view import StoreView
 
 log = logging.getLogger(__name__)
-STRONG = "Strong"
+BM25_PARAMS = {"method": METHOD, "k1": K1, "b": B, "delta": DELTA}
 # Rows a publish replaced stay this long after it (queries that began before read them).
-PURGE_AFTER_S = 300.0  # every request sees every write acknowledged before it (another process's)
-_ROW_FIELDS = ("id", "chunk_id", "source", "section", "page", "text", "summary")
+PURGE_AFTER_S = 300.0
 
 
 class MilvusBackend:
@@ -82,11 +73,18 @@ class MilvusBackend:
         self.vector_index = vector_index
         self.names = Names.of(settings.collection)
         self._lock = threading.Lock()
+        self._vocabulary: tuple[int, dict[str, tuple[int, int] | None]] = (-1, {})
         self.client = connect(settings)
         try:
             self._info = self._open()
             if store is not None and self._info is not None:
                 self._check(store.meta())
+            elif self._info is not None and self._info.get("bm25") != BM25_PARAMS:
+                raise MilvusError(
+                    f"collection {self.names.chunks} was weighted for BM25 {self._info['bm25']}, "
+                    f"this polisum scores with {BM25_PARAMS}: run `polisum index sync` with "
+                    "this version on the ingest worker"
+                )
         except BaseException:
             disconnect(settings, self.client)
             raise
@@ -185,7 +183,7 @@ class MilvusBackend:
             "embedder": meta["embedder"],
             "embedder_dim": dim,
             "index_id": meta.get("index_id"),
-            "bm25": {"method": METHOD, "k1": K1, "b": B, "delta": DELTA},
+            "bm25": BM25_PARAMS,
             "vector_index": self.vector_index,
         }
         self._set_meta("info", info)
@@ -210,6 +208,16 @@ class MilvusBackend:
         return self._info is not None
 
     # -- queries ---------------------------------------------------------------------------------
+    def vocabulary(self, generation: int) -> dict[str, tuple[int, int] | None]:
+        """Term → (term id, document frequency) looked up so far in ``generation`` (None: not
+        in its vocabulary). Versions never change, so lookups are kept until the generation
+        does: frequent query terms cost one lookup per publish, not one per query."""
+        cached_generation, terms = self._vocabulary
+        if cached_generation != generation or len(terms) > 200_000:
+            terms = {}
+            self._vocabulary = (generation, terms)
+        return terms
+
     @contextlib.contextmanager
     def view(self) -> Iterator[MilvusView]:
         try:
@@ -239,15 +247,34 @@ class MilvusBackend:
         publisher = self._publisher(meta, current)
         self._call("cleaning up", publisher.cleanup, current)
         state = None
-        if current is not None and current.store_generation == change.generation - 1:
+        same_bm25 = (self._info or {}).get("bm25") == BM25_PARAMS
+        if current is not None and current.store_generation == change.generation - 1 and same_bm25:
             try:
                 state = self._call("publishing", publisher.incremental, store, change, current)
             except OutOfStep as why:
                 log.info("publishing generation %s whole: %s", publisher.generation, why)
                 self._call("cleaning up", publisher.cleanup, current)
         if state is None:
-            state = self._call("publishing", publisher.full, store, change.generation)
+            state = self._full(publisher, store, change.generation)
+        self._flush()
         self._set_meta("prepared", asdict(state))
+
+    def _flush(self) -> None:
+        """Seal what a publish wrote, so that Milvus searches it through its indexes (Milvus
+        Lite scans unsealed rows one by one: 10-20x slower). Only an optimisation: a server
+        that refuses (Milvus rate-limits flushes) seals on its own schedule."""
+        for name in (self.names.chunks, self.names.terms):
+            try:
+                self.client.flush(name)
+            except Exception as exc:
+                log.debug("flush of %s refused: %s", name, self.settings.clean(str(exc)))
+
+    def _full(self, publisher: Publisher, store: StoreView, generation: int) -> State:
+        state = self._call("publishing", publisher.full, store, generation)
+        if self._info is not None and self._info.get("bm25") != BM25_PARAMS:
+            self._info = {**self._info, "bm25": BM25_PARAMS}  # every row weighted anew
+            self._set_meta("info", self._info)
+        return state
 
     def committed(self, generation: int) -> None:
         prepared = self._state("prepared")
@@ -296,7 +323,8 @@ class MilvusBackend:
         current = self._state()
         publisher = self._publisher(meta, current)
         self._call("cleaning up", publisher.cleanup, current)
-        state = self._call("publishing", publisher.full, store, generation)
+        state = self._full(publisher, store, generation)
+        self._flush()
         self._set_meta("prepared", asdict(state))
         self.committed(generation)
         return {"action": "rebuilt", "generation": generation, "chunks": state.chunks}
@@ -311,6 +339,8 @@ class MilvusBackend:
         self._check(store.meta())
         if state is None:
             return "nothing published yet"
+        if self._info.get("bm25") != BM25_PARAMS:
+            return "weighted for other BM25 parameters"
         if state.store_generation != store.generation:
             return (
                 f"collection at store generation {state.store_generation}, "
@@ -359,132 +389,3 @@ class MilvusBackend:
 
     def close(self) -> None:
         disconnect(self.settings, self.client)
-
-
-@dataclass
-class MilvusView:
-    """One generation of the collection, for the duration of a query."""
-
-    backend: MilvusBackend
-    state: State | None
-
-    @property
-    def generation(self) -> int:
-        return self.state.generation if self.state else 0
-
-    def __len__(self) -> int:
-        return self.state.chunks if self.state else 0
-
-    def _search(self, field: str, data: Any, n: int, expr: str, params: dict) -> np.ndarray:
-        b = self.backend
-        hits = b._call(
-            "searching",
-            b.client.search,
-            b.names.chunks,
-            data=[data],
-            anns_field=field,
-            limit=n,
-            filter=expr,
-            output_fields=["id"],
-            search_params={"metric_type": "IP", "params": params},
-            consistency_level=STRONG,
-        )
-        return np.asarray([h["entity"]["id"] for h in hits[0]], dtype=np.int64)
-
-    def _rows(self, ids: Sequence[int], fields: Sequence[str]) -> list[dict[str, Any]]:
-        b = self.backend
-        out: list[dict[str, Any]] = []
-        for start in range(0, len(ids), 1000):
-            part = ids[start : start + 1000]
-            out += b._call(
-                "reading",
-                b.client.query,
-                b.names.chunks,
-                filter=f"id in {int_list(part)} and {self.state.visible}",
-                output_fields=list(fields),
-                consistency_level=STRONG,
-            )
-        return out
-
-    def _query_vector(self, terms: list[str]) -> dict[int, float]:
-        """The query's BM25 side (term id → count * idf) from this generation's vocabulary."""
-        counts = bm25_sparse.query_counts(terms)
-        if not counts:
-            return {}
-        keys = {term_key(t): t for t in counts}
-        b = self.backend
-        rows = b._call(
-            "reading",
-            b.client.query,
-            b.names.terms,
-            filter=f"term_key in {int_list(keys)} and {self.state.visible}",
-            output_fields=["term_key", "term", "term_id", "df"],
-            consistency_level=STRONG,
-        )
-        vocabulary = {
-            r["term"]: (r["term_id"], r["df"]) for r in rows if keys.get(r["term_key"]) == r["term"]
-        }
-        return bm25_sparse.query_vector(counts, vocabulary, self.state.chunks)
-
-    def candidates(
-        self,
-        query: Query,
-        n: int,
-        use: Sequence[str] = SIGNALS,
-        where: SearchFilter | None = None,
-    ) -> Candidates:
-        empty = Candidates(np.zeros(0, np.int64), {})
-        if not self.state or not self.state.chunks:
-            return empty
-        expr, recheck = where_expression(where) if where else ("", False)
-        expr = f"{self.state.visible} and ({expr})" if expr else self.state.visible
-        dense = "dense" in use and query.vector is not None
-        summary = "summary" in use and query.vector is not None and self.state.summaries > 0
-        bm25 = "bm25" in use
-        ef = {"ef": max(HNSW_EF_SEARCH, n)}
-        pools: list[np.ndarray] = []
-        if dense:
-            pools.append(self._search("dense", query.vector.tolist(), n, expr, ef))
-        if summary:
-            expr_s = f"{expr} and has_summary == true"
-            pools.append(self._search("summary_vector", query.vector.tolist(), n, expr_s, ef))
-        weights = self._query_vector(query.terms) if bm25 else {}
-        if weights:
-            pools.append(self._search("sparse", weights, n, expr, {}))
-        ids = np.unique(np.concatenate(pools)) if pools else np.zeros(0, np.int64)
-        if not len(ids):
-            return empty
-        fields = ["id", "has_summary", "dl", "bm25_avgdl", "sparse", "dense", "summary_vector"]
-        rows = self._rows(ids.tolist(), [*fields, "source"] if recheck else fields)
-        if recheck:
-            rows = [r for r in rows if where.matches(r["source"])]
-        rows.sort(key=lambda r: r["id"])
-        ids = np.asarray([r["id"] for r in rows], dtype=np.int64)
-        signals: dict[str, np.ndarray] = {}
-        if bm25:
-            signals["bm25"] = bm25_sparse.exact_scores(
-                weights,
-                [r["sparse"] for r in rows],
-                np.asarray([r["dl"] for r in rows], np.float64),
-                np.asarray([r["bm25_avgdl"] for r in rows], np.float64),
-                self.state.avgdl,
-            )
-        q = np.asarray(query.vector, np.float32).ravel() if query.vector is not None else None
-        if dense:
-            signals["dense"] = np.asarray([r["dense"] for r in rows], np.float32) @ q
-        if summary:
-            scores = np.asarray([r["summary_vector"] for r in rows], np.float32) @ q
-            has = np.asarray([bool(r["has_summary"]) for r in rows])
-            signals["summary"] = np.where(has, scores, -np.inf).astype(np.float32)
-        return Candidates(ids, signals)
-
-    def chunk_rows(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-        ids = [int(i) for i in ids]
-        if not self.state or not ids:
-            return {}
-        fields = [*_ROW_FIELDS, "start_char", "end_char"]
-        out = {}
-        for r in self._rows(ids, fields):
-            row = {k: r.get(k) for k in _ROW_FIELDS if k != "id"}
-            out[r["id"]] = {**row, "start": r["start_char"], "end": r["end_char"]}
-        return out

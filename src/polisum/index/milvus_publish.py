@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from polisum.index import bm25_sparse
-from polisum.index.milvus_conn import (
+from polisum.index.milvus_conn import MilvusError
+from polisum.index.milvus_schema import (
     DUMMY_DIM,
     FOREVER,
     ROW_BITS,
     TEXT_BYTES,
-    MilvusError,
     State,
     extension,
     int_list,
