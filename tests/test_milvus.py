@@ -300,6 +300,8 @@ def test_switching_an_index_to_milvus_publishes_it_whole(tmp_path: Path):
         assert idx.sync()["action"] == "rebuilt"
         assert set(visible(idx)) == store_ids(idx)
         assert idx.sync()["action"] == "none"
+        with polisum.Index.open(project / ".polisum", create=False) as again:
+            assert again.backend.name == "milvus"  # recorded by the sync
         # a collection weighted by a polisum with other BM25 parameters is weighted again
         backend = idx.backend
         backend._set_meta("info", {**backend._info, "bm25": {"k1": 1.5}})

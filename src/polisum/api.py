@@ -145,7 +145,7 @@ class Index:
     def _writable_store(self) -> MetadataStore:
         if self.store is None:
             raise IndexError_(
-                f"{self.path}: a query-only replica of Milvus collection (no local store): "
+                f"{self.path}: a query-only replica of a Milvus collection (no local store): "
                 "ingest and document listings run on the ingest worker"
             )
         return self.store
@@ -230,7 +230,9 @@ class Index:
         publish interrupted by a crash is completed or redone from the store."""
         store = self._writable_store()
         with self._lock.hold():
-            return {"backend": self.backend.name, **self.backend.sync(store)}
+            done = self.backend.sync(store)
+            store.set_meta(**self.components.record_backend(self.path))
+            return {"backend": self.backend.name, **done}
 
     def reset(self) -> None:
         """Forget every document, chunk, cached result and the recorded embedder."""

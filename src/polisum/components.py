@@ -206,11 +206,17 @@ class Components:
             "summarizer_spec": s.spec or "none",
             "summarizer_adapter": s.adapter or "",
             "summarizer_base_url": redact_url(s.base_url) or "",
+        }
+        return {**record, **self.record_backend(folder)} if folder is not None else record
+
+    def record_backend(self, folder: Path) -> dict[str, str]:
+        """The backend an index records: later commands in its folder use it without flags."""
+        record = {
             "backend": self.backend_choice.spec or "local",
             "milvus_uri": "",
             "milvus_collection": "",
         }
-        if self.backend_choice.spec == "milvus" and folder is not None:
+        if self.backend_choice.spec == "milvus":
             settings = self.milvus_settings(folder)
             record["milvus_uri"] = settings.recorded_uri(folder)
             record["milvus_collection"] = settings.collection
