@@ -23,23 +23,11 @@ pytest.importorskip("milvus_lite")
 
 import polisum
 from polisum.cli import app
-from tests.test_crash import _write_v1, _write_v2
+from tests.test_crash import _ingest, _write_v1, _write_v2
 from tests.test_ingest import expected_chunk_ids
 from tests.test_milvus import store_ids, visible
 
 pytestmark = pytest.mark.slow
-
-
-def _ingest(project: Path, crash_at: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "POLISUM_CRASH_AT": crash_at or ""}
-    return subprocess.run(
-        [sys.executable, "-m", "polisum.cli", "ingest", "docs", "-q", "--json"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")

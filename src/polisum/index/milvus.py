@@ -40,6 +40,7 @@ from polisum.index.milvus_publish import Names, OutOfStep, Publisher
 from polisum.index.milvus_schema import (
     FORMAT,
     STRONG,
+    VISIBILITY_FIELDS,
     State,
     chunk_schema,
     helper_index_params,
@@ -167,7 +168,11 @@ class MilvusBackend:
         c = self.client
         for name, schema, index in (
             (self.names.chunks, chunk_schema(dim), vector_index_params(c, self.vector_index)),
-            (self.names.terms, terms_schema(), helper_index_params(c, "term_key", "term_id")),
+            (
+                self.names.terms,
+                terms_schema(),
+                helper_index_params(c, "term_key", "term_id", *VISIBILITY_FIELDS),
+            ),
             (self.names.meta, meta_schema(), helper_index_params(c)),
         ):
             self._call(

@@ -97,6 +97,11 @@ def meta_schema():
     return s
 
 
+# Every filter has the visibility fields in it: indexed, so that a filter is answered from
+# indexes (Milvus Lite evaluates a filter row by row unless every field in it is indexed).
+VISIBILITY_FIELDS = ("gen_from", "gen_to")
+
+
 def vector_index_params(client: MilvusClient, vector_index: str):
     """Exact search for ``flat``; HNSW (as the local backend's) otherwise: a Milvus collection
     grows without a rebuild, so ``auto`` means HNSW from the start (Milvus searches a segment
@@ -115,7 +120,8 @@ def vector_index_params(client: MilvusClient, vector_index: str):
                 params={"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION},
             )
     p.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
-    p.add_index("id", index_type="INVERTED")
+    for name in (*VISIBILITY_FIELDS, "id", "has_summary", "source", "ext"):
+        p.add_index(name, index_type="INVERTED")
     return p
 
 
