@@ -345,3 +345,28 @@ def test_a_query_begun_before_two_publishes_still_reads_its_whole_generation(
             idx.backend.names.chunks, filter="pk >= 0", output_fields=["count(*)"]
         )[0]["count(*)"]
         assert everything == len(visible(idx)) == len(store_ids(idx))
+
+
+def test_a_replica_follows_a_rebuild_of_the_collection(tmp_path: Path):
+    """Generations restart when a collection is created again: the replica must not reuse
+    what it learnt about the old one (its vocabulary lookups)."""
+    project = tmp_path / "proj"
+    docs = project / "docs"
+    write_docs(docs)
+    uri = str(tmp_path / "shared.db")
+    settings = {"backend": "milvus", "milvus_uri": uri, "milvus_collection": "shared"}
+    with polisum.Index.open(project / ".polisum", **settings) as writer:
+        writer.ingest(docs)
+        with polisum.Index.open(tmp_path / "none", create=False, **settings) as replica:
+            assert replica.search("도서관 운영 시간", k=1)[0].source == "docs/sub_dir/notes.txt"
+            writer.close()
+            (docs / "sub_dir" / "notes.txt").write_text("운영 시간 안내는 없다.", encoding="utf-8")
+            with polisum.Index.open(project / ".polisum", rebuild=True, **settings) as again:
+                again.ingest(docs)
+                want = [
+                    (h.chunk_id, round(h.scores["bm25"], 4)) for h in again.search("운영 시간", k=3)
+                ]
+            got = [
+                (h.chunk_id, round(h.scores["bm25"], 4)) for h in replica.search("운영 시간", k=3)
+            ]
+            assert got == want

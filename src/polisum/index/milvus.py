@@ -29,8 +29,9 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from polisum.errors import EmbedderMismatchError
@@ -74,10 +75,12 @@ class MilvusBackend:
         self.vector_index = vector_index
         self.names = Names.of(settings.collection)
         self._lock = threading.Lock()
-        self._vocabulary: tuple[int, dict[str, tuple[int, int] | None]] = (-1, {})
+        self._vocabulary: tuple[tuple[str, int], dict[str, tuple[int, int] | None]] = (("", -1), {})
         self.client = connect(settings)
         try:
             self._info = self._open()
+            # a replica queries with the embedder of the collection as it found it
+            self._embedder = _embedder_of(self._info or {})
             if store is not None and self._info is not None:
                 self._check(store.meta())
             elif self._info is not None and self._info.get("bm25") != BM25_PARAMS:
@@ -190,6 +193,7 @@ class MilvusBackend:
             "index_id": meta.get("index_id"),
             "bm25": BM25_PARAMS,
             "vector_index": self.vector_index,
+            "incarnation": uuid.uuid4().hex,
         }
         self._set_meta("info", info)
         self._info = info
@@ -213,14 +217,15 @@ class MilvusBackend:
         return self._info is not None
 
     # -- queries ---------------------------------------------------------------------------------
-    def vocabulary(self, generation: int) -> dict[str, tuple[int, int] | None]:
-        """Term → (term id, document frequency) looked up so far in ``generation`` (None: not
-        in its vocabulary). Versions never change, so lookups are kept until the generation
-        does: frequent query terms cost one lookup per publish, not one per query."""
-        cached_generation, terms = self._vocabulary
-        if cached_generation != generation or len(terms) > 200_000:
+    def vocabulary(self, state: State) -> dict[str, tuple[int, int] | None]:
+        """Term → (term id, document frequency) looked up so far in the generation of
+        ``state`` (None: not in its vocabulary). Versions never change, so lookups are kept
+        until the generation does: a frequent query term costs one lookup per publish."""
+        key = (state.incarnation, state.generation)
+        cached, terms = self._vocabulary
+        if cached != key or len(terms) > 200_000:
             terms = {}
-            self._vocabulary = (generation, terms)
+            self._vocabulary = (key, terms)
         return terms
 
     @contextlib.contextmanager
@@ -232,6 +237,15 @@ class MilvusBackend:
         except MilvusError:
             self._info = self._open()  # dropped by a rebuild (and perhaps created again)
             state = self._state()
+        if state is not None and state.incarnation != (self._info or {}).get("incarnation"):
+            self._info = self._open()  # created again since this process read it
+            built = _embedder_of(self._info or {})
+            mine = _embedder_of(self.store.meta()) if self.store is not None else self._embedder
+            if mine[0] is not None and built != mine:
+                raise EmbedderMismatchError(
+                    f"collection {self.names.chunks} was rebuilt with embedder '{built[0]}' "
+                    f"({built[1]}-d) while this process queries with '{mine[0]}': restart it"
+                )
         yield MilvusView(self, state)
 
     # -- publishing ------------------------------------------------------------------------------
@@ -261,7 +275,12 @@ class MilvusBackend:
                 self._call("cleaning up", publisher.cleanup, current)
         if state is None:
             state = self._full(publisher, store, change.generation)
+        self._prepare(state)
+
+    def _prepare(self, state: State) -> None:
+        """The generation is written: sealed, and recorded as the one to switch to."""
         self._flush()
+        state = replace(state, incarnation=self._info["incarnation"])
         self._set_meta("prepared", asdict(state))
 
     def _flush(self) -> None:
@@ -329,8 +348,7 @@ class MilvusBackend:
         publisher = self._publisher(meta, current)
         self._call("cleaning up", publisher.cleanup, current)
         state = self._full(publisher, store, generation)
-        self._flush()
-        self._set_meta("prepared", asdict(state))
+        self._prepare(state)
         self.committed(generation)
         return {"action": "rebuilt", "generation": generation, "chunks": state.chunks}
 
@@ -394,3 +412,8 @@ class MilvusBackend:
 
     def close(self) -> None:
         disconnect(self.settings, self.client)
+
+
+def _embedder_of(record: Mapping[str, Any]) -> tuple[str | None, str]:
+    """(name, dimension) of the embedder a store or a collection records."""
+    return record.get("embedder"), str(record.get("embedder_dim"))

@@ -147,6 +147,7 @@ class State:
     summaries: int  # chunks with a summary vector
     next_term: int  # the next free term id
     id_sum: int  # sum of the chunks' row ids: with ``chunks``, a cheap check against the store
+    incarnation: str = ""  # which creation of the collection (generations restart at a rebuild)
 
     @property
     def avgdl(self) -> float:

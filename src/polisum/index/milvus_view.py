@@ -98,7 +98,7 @@ class MilvusView:
         counts = bm25_sparse.query_counts(terms)
         if not counts:
             return {}
-        known = self.backend.vocabulary(self.state.generation)
+        known = self.backend.vocabulary(self.state)
         keys = {term_key(t): t for t in counts if t not in known}
         if keys:
             b = self.backend
