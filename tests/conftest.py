@@ -28,7 +28,18 @@ def user_config(tmp_path_factory, monkeypatch) -> Path:
     the developer's own settings never leak into a test."""
     folder = tmp_path_factory.mktemp("user-config")
     monkeypatch.setenv("POLISUM_CONFIG_DIR", str(folder))
-    for var in ("POLISUM_INDEX", "POLISUM_EMBEDDER", "POLISUM_SUMMARIZER", "POLISUM_GENERATOR"):
+    for var in (
+        "POLISUM_INDEX",
+        "POLISUM_EMBEDDER",
+        "POLISUM_SUMMARIZER",
+        "POLISUM_GENERATOR",
+        "POLISUM_BACKEND",
+        "POLISUM_MILVUS_URI",
+        "POLISUM_MILVUS_COLLECTION",
+        "POLISUM_MILVUS_TOKEN",
+        "POLISUM_MILVUS_USER",
+        "POLISUM_MILVUS_PASSWORD",
+    ):
         monkeypatch.delenv(var, raising=False)
     return folder
 

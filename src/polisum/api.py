@@ -52,16 +52,27 @@ PIPELINE_VERSION = "5"
 
 
 class Index:
-    """A polisum index folder: the SQLite store and the backend published from it."""
+    """A polisum index folder: the SQLite store and the backend published from it.
 
-    def __init__(self, path: Path, config: Config, store: MetadataStore) -> None:
+    With the milvus backend an index can also be a query-only replica: no local folder at all,
+    everything a search needs (the embedder included) read from the Milvus collection that an
+    ingest worker publishes to. ``store`` is then None and only searches work."""
+
+    def __init__(
+        self,
+        path: Path,
+        config: Config,
+        store: MetadataStore | None,
+        components: Components | None = None,
+        backend: IndexBackend | None = None,
+    ) -> None:
         self.path = path
         self.config = config
         self.store = store
         self.project_root = path.resolve().parent
-        self.components = Components(config, store.meta())
+        self.components = components or Components(config, store.meta() if store else None)
         self._lock = WriteLock(path)
-        self._backend: IndexBackend | None = None
+        self._backend = backend
 
     @classmethod
     def open(
@@ -83,6 +94,8 @@ class Index:
             config = config.with_overrides(index=path)
         folder = Path(config.index or ".polisum")
         db = folder / DB_NAME
+        if not db.exists() and not create and config.backend == "milvus":
+            return cls._replica(folder, config)
         if not db.exists() and not create:
             raise IndexNotFoundError(
                 f"no polisum index at {folder} (run `polisum ingest FOLDER` first, "
@@ -108,10 +121,42 @@ class Index:
             index.backend.reset()
         return index
 
+    @classmethod
+    def _replica(cls, folder: Path, config: Config) -> Index:
+        """A query-only index over the Milvus collection ``config`` names."""
+        components = Components(config)
+        backend = components.open_backend(folder, None)
+        if not getattr(backend, "exists", False):
+            backend.close()
+            raise IndexNotFoundError(
+                f"no local index at {folder} and no polisum collection "
+                f"{components.milvus_settings(folder).collection} in Milvus yet (run "
+                "`polisum ingest FOLDER` on the ingest worker first)"
+            )
+        try:
+            components.refresh(backend.recorded())  # the collection's embedder
+        except BaseException:
+            backend.close()
+            raise
+        return cls(folder, config, None, components, backend)
+
+    @property
+    def query_only(self) -> bool:
+        return self.store is None
+
+    def _writable_store(self) -> MetadataStore:
+        if self.store is None:
+            raise IndexError_(
+                f"{self.path}: a query-only replica of a Milvus collection (no local store): "
+                "ingest and document listings run on the ingest worker"
+            )
+        return self.store
+
     def close(self) -> None:
         if self._backend is not None:
             self._backend.close()
-        self.store.close()
+        if self.store is not None:
+            self.store.close()
 
     def __enter__(self) -> Index:
         return self
@@ -156,17 +201,20 @@ class Index:
         unchanged ones skipped (failed ones too, unless ``retry_failed``), and (with
         ``prune``) files gone from the folder removed."""
         settings = ParseSettings.from_config(self.config)
+        store = self._writable_store()
         with self._lock.hold():
             # A different loader or chunker makes every document's chunks stale; the caches keep
             # the rerun cheap. A different summarizer does not: the ingest finds the chunks whose
             # recorded summarizer differs and redoes their summaries (and summary vectors) only.
             key = f"{PIPELINE_VERSION};min={settings.min_chars};max={settings.max_chars}"
-            force = self.store.get_meta("pipeline") not in (None, key)
-            self.store.set_meta(**self.components.record(), pipeline=key)
+            force = store.get_meta("pipeline") not in (None, key)
+            store.set_meta(**self.components.record(self.path), pipeline=key)
+            # finish what an interrupted ingest left half-done in the backend first
+            self.backend.sync(store)
             own_engine = engine is None
             engine = engine or self.components.open_engine()
             ingestor = Ingestor(
-                self.store,
+                store,
                 self.backend,
                 self.components,
                 settings,
@@ -183,16 +231,26 @@ class Index:
             finally:
                 if own_engine:
                     engine.close()
-                self.components.refresh(self.store.meta())
+                self.components.refresh(store.meta())
+
+    def sync(self) -> dict[str, Any]:
+        """Bring the backend to the store's committed state (``polisum index sync``): a
+        publish interrupted by a crash is completed or redone from the store."""
+        store = self._writable_store()
+        with self._lock.hold():
+            done = self.backend.sync(store)
+            store.set_meta(**self.components.record_backend(self.path))
+            return {"backend": self.backend.name, **done}
 
     def remove(self, source: str) -> bool:
         """Take one document (by its source name, as ``documents()`` lists it) out of the
         index, published like an ingest's batch: one store transaction and a new backend
         generation. Its file is not touched. False when no such document is indexed."""
+        store = self._writable_store()
         with self._lock.hold():
-            if not any(d.source == source for d in self.store.documents()):
+            if not any(d.source == source for d in store.documents()):
                 return False
-            change = self.store.publish(
+            change = store.publish(
                 [], [source], before_commit=lambda change, view: self.backend.publish(change, view)
             )
             self.backend.committed(change.generation)
@@ -200,8 +258,9 @@ class Index:
 
     def reset(self) -> None:
         """Forget every document, chunk, cached result and the recorded embedder."""
+        store = self._writable_store()
         with self._lock.hold():
-            self.store.reset()
+            store.reset()
             self.backend.reset()
 
     # -- search -------------------------------------------------------------------------------
@@ -229,10 +288,21 @@ class Index:
 
     # -- documents and status -----------------------------------------------------------------
     def documents(self) -> list[DocumentRecord]:
-        with self.store.read() as view:
+        with self._writable_store().read() as view:
             return view.documents()
 
     def info(self) -> dict[str, Any]:
+        if self.store is None:
+            backend = self.backend.info()
+            return {
+                "index": str(self.path),
+                "query_only": True,
+                "embedder": self.components.embedder_choice.spec,
+                "components": self.components.to_dict(),
+                "backend": backend,
+                "generation": backend["generation"],
+                "chunks": backend["chunks"],
+            }
         with self.store.read() as view:
             docs = view.documents()
             return {
@@ -245,6 +315,7 @@ class Index:
                 "documents": len(docs),
                 "failed": sum(d.status == "failed" for d in docs),
                 "chunks": view.count_chunks(),
+                "backend": self.backend.info(),
             }
 
 

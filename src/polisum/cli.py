@@ -15,6 +15,7 @@ from polisum.commands import (
     eval_cmds,
     eval_retrieval,
     imagine,
+    index_cmd,
     ingest,
     query,
     serve,
@@ -40,6 +41,7 @@ for module in (eval_cmds, eval_retrieval, imagine):
 app.add_typer(eval_app, name="eval")
 app.add_typer(train.train_app, name="train")
 app.add_typer(config_cmd.config_app, name="config")
+app.add_typer(index_cmd.index_app, name="index")
 
 
 def main() -> None:

@@ -14,6 +14,9 @@ Rules:
   extractive and nothing is downloaded.
 - reranker: the configured one, else none.
 - engine: where an ingest runs its stages: ``local`` (default) or ``ray`` (at ``ray_address``).
+- backend: the configured one, else the one the index recorded, else local. ``milvus`` goes
+  with a URI and a collection (configured, else recorded, else a Milvus Lite file in the
+  index folder and a collection named after the project).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polisum.config import Config
@@ -28,11 +32,10 @@ from polisum.errors import EmbedderMismatchError
 from polisum.security import redact_url
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from polisum.embed import Embedder
     from polisum.generate import Generator
     from polisum.index.backend import IndexBackend
+    from polisum.index.milvus_conn import MilvusSettings
     from polisum.index.store import MetadataStore
     from polisum.ingest.engine import Engine
     from polisum.rerank import Reranker
@@ -102,6 +105,7 @@ class Components:
             self.config.origin("engine"),
             base_url=self.config.ray_address if self.config.engine == "ray" else None,
         )
+        self.backend_choice = self._backend()
 
     # -- decisions ------------------------------------------------------------------------------
     def _embedder(self) -> Choice:
@@ -151,6 +155,38 @@ class Components:
         spec = DEFAULT_GENERATOR if spec == "default" else spec
         return Choice("generator", spec, c.origin("generator"), c.adapter, c.base_url)
 
+    def _backend(self) -> Choice:
+        c = self.config
+        if c.backend:
+            spec, origin = c.backend, c.origin("backend")
+        elif self.recorded.get("backend"):
+            spec, origin = self.recorded["backend"], RECORDED
+        else:
+            spec, origin = "local", "default"
+        server = None
+        if spec == "milvus":
+            from polisum.index.milvus_conn import is_server_uri
+
+            uri = self._milvus_uri()
+            server = uri if uri and is_server_uri(uri) else None
+        return Choice("backend", spec, origin, base_url=server)
+
+    def _milvus_uri(self) -> str | None:
+        """The configured URI (a relative file path: to the working directory), else the
+        recorded one (relative: to the index folder), else None (the default Lite file)."""
+        from polisum.index.milvus_conn import is_server_uri
+
+        uri = self.config.milvus_uri
+        if uri and not is_server_uri(uri):
+            return str(Path(uri).expanduser().resolve())
+        return uri or self.recorded.get("milvus_uri") or None
+
+    def milvus_settings(self, folder: Path) -> MilvusSettings:
+        from polisum.index.milvus_conn import MilvusSettings
+
+        collection = self.config.milvus_collection or self.recorded.get("milvus_collection")
+        return MilvusSettings.resolve(self._milvus_uri(), collection or None, folder)
+
     @property
     def choices(self) -> list[Choice]:
         return [
@@ -159,6 +195,7 @@ class Components:
             self.generator_choice,
             self.reranker_choice,
             self.engine_choice,
+            self.backend_choice,
         ]
 
     def remote(self) -> list[Choice]:
@@ -168,10 +205,10 @@ class Components:
     def to_dict(self) -> dict[str, Any]:
         return {c.role: c.to_dict() for c in self.choices}
 
-    def record(self) -> dict[str, str]:
+    def record(self, folder: Path | None = None) -> dict[str, str]:
         """What an index records after an ingest, credentials removed."""
         s = self.summarizer_choice
-        return {
+        record = {
             "embedder_spec": self.embedder_choice.spec or DEFAULT_EMBEDDER,
             "embedder": self.embedder.name,
             "embedder_dim": str(self.embedder.dim),
@@ -179,11 +216,33 @@ class Components:
             "summarizer_adapter": s.adapter or "",
             "summarizer_base_url": redact_url(s.base_url) or "",
         }
+        return {**record, **self.record_backend(folder)} if folder is not None else record
 
-    def open_backend(self, folder: Path, store: MetadataStore) -> IndexBackend:
-        """The index backend that holds what queries read, published from ``store``."""
+    def record_backend(self, folder: Path) -> dict[str, str]:
+        """The backend an index records: later commands in its folder use it without flags."""
+        record = {
+            "backend": self.backend_choice.spec or "local",
+            "milvus_uri": "",
+            "milvus_collection": "",
+        }
+        if self.backend_choice.spec == "milvus":
+            settings = self.milvus_settings(folder)
+            record["milvus_uri"] = settings.recorded_uri(folder)
+            record["milvus_collection"] = settings.collection
+        return record
+
+    def open_backend(self, folder: Path, store: MetadataStore | None) -> IndexBackend:
+        """The index backend that holds what queries read, published from ``store`` (None: a
+        query-only replica of a Milvus collection)."""
+        if self.backend_choice.spec == "milvus":
+            from polisum.index.milvus import MilvusBackend
+
+            settings = self.milvus_settings(folder)
+            return MilvusBackend(settings, store, self.config.vector_index)
         from polisum.index.local import LocalBackend
 
+        if store is None:
+            raise ValueError("the local backend needs the index's store")
         name = self.recorded.get("embedder") or self.embedder.name
         dim = int(self.recorded.get("embedder_dim") or self.embedder.dim)
         return LocalBackend(folder, store, name, dim, self.config.vector_index)

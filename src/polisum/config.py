@@ -46,6 +46,8 @@ PROTECTED = frozenset(
         "base_url",
         "rerank",
         "ray_address",
+        "milvus_uri",
+        "milvus_collection",
     }
 )
 _SECTIONS = ("chunking", "retrieval", "limits")
@@ -59,6 +61,9 @@ _ENV = {
     "base_url": "POLISUM_BASE_URL",
     "ocr": "POLISUM_OCR",
     "ray_address": "POLISUM_RAY_ADDRESS",
+    "backend": "POLISUM_BACKEND",
+    "milvus_uri": "POLISUM_MILVUS_URI",
+    "milvus_collection": "POLISUM_MILVUS_COLLECTION",
 }
 
 
@@ -144,6 +149,14 @@ class Config(BaseModel):
     embed_actors: int = Field(1, ge=1)
     parse_tasks: int | None = Field(None, ge=1)
     actor_gpus: float = Field(0.0, ge=0)
+    # Where queries read from: "local" (FAISS + BM25 files beside the store) or "milvus" (a
+    # Milvus collection that any number of query servers share); None: what the index recorded,
+    # else local. ``milvus_uri``: http(s)://host:19530 (credentials from POLISUM_MILVUS_TOKEN or
+    # POLISUM_MILVUS_USER/_PASSWORD, never from a file), or a Milvus Lite .db file (default:
+    # milvus.db in the index folder). ``milvus_collection``: default polisum_<project folder>.
+    backend: Literal["local", "milvus"] | None = None
+    milvus_uri: str | None = None
+    milvus_collection: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,199}$")
 
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
     _notices: list[str] = PrivateAttr(default_factory=list)
@@ -334,6 +347,9 @@ def _flatten(path: Path, data: dict[str, Any], *, trusted: bool) -> _FileValues:
             flat[key] = value
     if "index" in flat:
         flat["index"] = _project_path(path, flat["index"], trusted=trusted)
+    uri = flat.get("milvus_uri")
+    if isinstance(uri, str) and "://" not in uri and not uri.startswith("unix:"):
+        flat["milvus_uri"] = str((path.parent / Path(uri).expanduser()).resolve())  # file-relative
     ignored = [] if trusted else sorted(PROTECTED & flat.keys())
     return _FileValues({k: v for k, v in flat.items() if k not in ignored}, ignored)
 

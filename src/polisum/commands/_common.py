@@ -49,6 +49,25 @@ ConfigOpt = Annotated[
     typer.Option("--config", help="A polisum.toml of yours to use (trusted, like flags)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help="Where queries read from: local (files beside the index, the default) or milvus.",
+    ),
+]
+MilvusUriOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--milvus-uri",
+        help="Milvus server (http://host:19530; credentials from POLISUM_MILVUS_TOKEN) or a "
+        "Milvus Lite .db file (default: milvus.db in the index folder).",
+    ),
+]
+MilvusCollectionOpt = Annotated[
+    str | None,
+    typer.Option("--milvus-collection", help="Collection name (default: polisum_<project>)."),
+]
 
 
 def safe(text: object) -> str:

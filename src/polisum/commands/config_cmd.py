@@ -20,6 +20,7 @@ from polisum.commands._common import (
     user_errors,
 )
 from polisum.config import CONFIG_FILENAME, trust, untrust, user_config_dir
+from polisum.security import redact_url
 
 config_app = typer.Typer(help="Show the settings in effect; trust a project's polisum.toml.")
 
@@ -31,7 +32,7 @@ def show(index: IndexOpt = None, config: ConfigOpt = None, as_json: JsonOpt = Fa
     """Every setting, its value and where it came from."""
     settings = load_config(index, config)
     rows = {
-        name: {"value": str(v) if isinstance(v, Path) else v, "origin": settings.origin(name)}
+        name: {"value": _shown(name, v), "origin": settings.origin(name)}
         for name, v in settings.model_dump().items()
     }
     if as_json:
@@ -40,6 +41,15 @@ def show(index: IndexOpt = None, config: ConfigOpt = None, as_json: JsonOpt = Fa
     out.print(f"[dim]user config folder: {safe(user_config_dir())}[/]")
     for name, row in rows.items():
         out.print(f"{name} = {safe(row['value'])} [dim]({safe(row['origin'])})[/]")
+
+
+def _shown(name: str, value: object) -> object:
+    """A setting as shown: paths as text, server URLs without credentials."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, str) and name.endswith(("_url", "_uri")):
+        return redact_url(value)
+    return value
 
 
 @config_app.command("trust")

@@ -8,9 +8,12 @@ from typing import Annotated
 import typer
 
 from polisum.commands._common import (
+    BackendOpt,
     ConfigOpt,
     IndexOpt,
     JsonOpt,
+    MilvusCollectionOpt,
+    MilvusUriOpt,
     RichProgress,
     announce_remote,
     err,
@@ -73,6 +76,9 @@ def ingest(
     actor_gpus: Annotated[
         float | None, typer.Option(min=0, help="Ray: GPUs per actor of an hf:/st: model.")
     ] = None,
+    backend: BackendOpt = None,
+    milvus_uri: MilvusUriOpt = None,
+    milvus_collection: MilvusCollectionOpt = None,
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
@@ -94,6 +100,9 @@ def ingest(
         summarize_actors=summarize_actors,
         embed_actors=embed_actors,
         actor_gpus=actor_gpus,
+        backend=backend,
+        milvus_uri=milvus_uri,
+        milvus_collection=milvus_collection,
     )
     with idx, user_errors():
         if not as_json:

@@ -53,10 +53,14 @@ class Candidates:
 @dataclass(frozen=True)
 class SearchFilter:
     """Restrict a search to some documents: sources under a path prefix, and/or file types
-    (extensions, e.g. ``(".pdf", ".hwp")``)."""
+    (extensions, e.g. ``(".pdf", ".hwp")``; ``"PDF"`` means ``".pdf"``)."""
 
     source_prefix: str | None = None
     file_types: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        types = tuple(t.lower() if t.startswith(".") else "." + t.lower() for t in self.file_types)
+        object.__setattr__(self, "file_types", types)
 
     def __bool__(self) -> bool:
         return bool(self.source_prefix or self.file_types)
@@ -64,9 +68,7 @@ class SearchFilter:
     def matches(self, source: str) -> bool:
         if self.source_prefix and not source.startswith(self.source_prefix):
             return False
-        return not self.file_types or source.lower().endswith(
-            tuple(t.lower() for t in self.file_types)
-        )
+        return not self.file_types or source.lower().endswith(self.file_types)
 
 
 class IndexView(Protocol):
@@ -109,6 +111,12 @@ class IndexBackend(Protocol):
 
     def committed(self, generation: int) -> None:
         """The store committed ``generation``: older generations may be dropped."""
+        ...
+
+    def sync(self, store: StoreView) -> dict[str, Any]:
+        """Bring the backend to the store's committed generation (before an ingest, and
+        ``polisum index sync``): complete or redo a publish a crash interrupted. Returns what
+        was done (``{"action": "none" | "switched" | "rebuilt", ...}``)."""
         ...
 
     def reset(self) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 from polisum.index.files import atomic_publish_dir
 
 # BM25+ with k1=1.2 was best of lucene/bm25+ × k1 1.2/1.5 on a KorQuAD dev split. Every backend
-# scores with these.
+# scores with these (polisum.index.bm25_sparse weights a Milvus sparse vector with them).
 METHOD = "bm25+"
 K1 = 1.2
 B = 0.75
@@ -87,7 +87,9 @@ class BM25Index:
         bm25s's BM25+ adds ``delta * idf(t)`` of every query term to every row (its
         "non-occurrence" array), a constant per query: it changes no ranking, but it made every
         row score above 0, and the pool of a query matching fewer than ``n`` rows was padded
-        with arbitrary ones. It is subtracted here."""
+        with arbitrary ones. It is subtracted here. What remains is
+        ``sum over query terms t in the row of idf(t) * (k1 + 1) * tf / (k1 * norm + tf)``,
+        with ``idf(t) = log((N + 1) / df(t))``: what polisum.index.bm25_sparse computes."""
         known = [self._vocab[t] for t in query_terms if t in self._vocab]
         if self._retriever is None or not known:
             return np.zeros(len(self.ids), dtype=np.float32)

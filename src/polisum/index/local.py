@@ -263,6 +263,15 @@ class LocalBackend:
         # The previous generation stays for readers in other processes that still see it.
         self._remove_files(lambda n: n < generation - 1)
 
+    def sync(self, store: StoreView) -> dict[str, Any]:
+        """Files of the committed generation, derived from the store if missing or damaged
+        (queries would do the same on demand)."""
+        number = store.generation
+        if all(Generation.file(self.folder, kind, number).exists() for kind in _KINDS):
+            return {"action": "none", "generation": number}
+        self.current()
+        return {"action": "rebuilt", "generation": number}
+
     def reset(self) -> None:
         with self._lock:
             self._loaded.clear()
@@ -321,6 +330,9 @@ class MemoryBackend:
 
     def committed(self, generation: int) -> None:
         pass
+
+    def sync(self, store: StoreView) -> dict[str, Any]:
+        return {"action": "none", "generation": self.structures.number}
 
     def reset(self) -> None:
         raise NotImplementedError("a MemoryBackend is read-only")

@@ -17,6 +17,7 @@ import json
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -147,6 +148,8 @@ class MetadataStore(StoreView):
                 if self.get_meta("schema_version") is None:
                     self._set_meta("schema_version", str(SCHEMA_VERSION))
                     self._set_meta("generation", "0")
+                if self.get_meta("index_id") is None:  # who a shared backend was published from
+                    self._set_meta("index_id", uuid.uuid4().hex)
             version = int(self.get_meta("schema_version") or 0)
         if version == 1:
             self._migrate_v1()
@@ -381,7 +384,9 @@ class MetadataStore(StoreView):
         with self.transaction() as db:
             for table in ("chunks", "documents", "embeddings", "summaries"):
                 db.execute(f"DELETE FROM {table}")
-            db.execute("DELETE FROM meta WHERE key NOT IN ('schema_version', 'generation')")
+            db.execute(
+                "DELETE FROM meta WHERE key NOT IN ('schema_version', 'generation', 'index_id')"
+            )
             self._set_meta("generation", str(self.generation + 1))
 
 

@@ -81,6 +81,28 @@ class StoreView:
             out[r[0]] = _chunk(r)
         return out
 
+    def chunk_records(self, ids: Iterable[int]) -> list[dict[str, Any]]:
+        """Everything a backend stores about chunks besides vectors (their hit fields, document
+        id and BM25 terms), in id order: what a Milvus collection is published from."""
+        rows = self._select_in(
+            "SELECT c.id, c.chunk_id, d.source, c.section, c.page, c.text, c.summary, "
+            "c.start_char, c.end_char, c.document_id, c.terms FROM chunks c "
+            "JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})",
+            [],
+            ids,
+        )
+        out = [
+            {**_chunk(r), "id": r[0], "document_id": r[9], "terms": json.loads(r[10])} for r in rows
+        ]
+        return sorted(out, key=lambda r: r["id"])
+
+    def fingerprint(self) -> tuple[int, int]:
+        """(number of chunks, sum of their row ids): a cheap check that a backend published
+        from this store holds the same chunk set."""
+        sql = "SELECT COUNT(*), COALESCE(SUM(id), 0) FROM chunks"
+        count, total = self._db.execute(sql).fetchone()
+        return int(count), int(total)
+
     def chunk_ids(self) -> set[str]:
         """Every chunk's stable id (``Chunk.chunk_id``)."""
         return {r[0] for r in self._db.execute("SELECT chunk_id FROM chunks")}

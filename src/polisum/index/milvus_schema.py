@@ -1,0 +1,234 @@
+"""The Milvus collections of an index: schemas, the generation state every query reads first,
+and filter expressions.
+
+Three collections per index (``name`` is ``milvus_collection``):
+
+- ``name``: one row per chunk *version*: the chunk's row id, document id, source, page,
+  section, text, summary, paragraph vector, summary vector, BM25 sparse vector (see
+  polisum.index.bm25_sparse), and the generations it is visible in: ``gen_from`` (the publish
+  that wrote it) to ``gen_to`` (the publish that replaced or removed it, exclusive). The
+  primary key is ``gen_from << 40 | row id``: a chunk whose summary changed has two versions
+  while queries still read the old generation.
+- ``name_terms``: the BM25 vocabulary and document frequencies, versioned the same way.
+- ``name_meta``: ``info`` (embedder, index identity), ``current`` (the generation queries read
+  and its statistics) and ``prepared`` (a published generation waiting for the store's commit).
+
+A query reads ``current`` once and then filters every search by that generation, so it sees one
+complete generation however far an ingest has got with the next one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from polisum.index.milvus_conn import MilvusError
+
+if TYPE_CHECKING:
+    from pymilvus import MilvusClient
+
+    from polisum.index.backend import SearchFilter
+
+FORMAT = 1
+# gen_to of a row no publish has replaced (2**53: Milvus Lite compares integers as doubles)
+FOREVER = 2**53
+ROW_BITS = 40  # primary key = generation << ROW_BITS | row id
+DUMMY_DIM = 2  # Milvus needs a vector field in every collection; the helpers have a dummy one
+TEXT_BYTES = 65535  # Milvus's VARCHAR limit
+# Every request sees every write acknowledged before it, another process's included: a replica
+# reading the new ``current`` record finds all the rows of that generation.
+STRONG = "Strong"
+
+
+# -- schemas ------------------------------------------------------------------------------------
+def chunk_schema(dim: int):
+    from pymilvus import DataType, MilvusClient
+
+    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    s.add_field("pk", DataType.INT64, is_primary=True)
+    s.add_field("id", DataType.INT64)  # the chunk's row id in the store
+    s.add_field("chunk_id", DataType.VARCHAR, max_length=512)
+    s.add_field("document_id", DataType.INT64)
+    s.add_field("source", DataType.VARCHAR, max_length=TEXT_BYTES)
+    s.add_field("ext", DataType.VARCHAR, max_length=256)  # lower-cased suffix, for file types
+    s.add_field("section", DataType.VARCHAR, max_length=TEXT_BYTES, nullable=True)
+    s.add_field("page", DataType.INT64, nullable=True)
+    s.add_field("text", DataType.VARCHAR, max_length=TEXT_BYTES)
+    s.add_field("summary", DataType.VARCHAR, max_length=TEXT_BYTES, nullable=True)
+    s.add_field("start_char", DataType.INT64)
+    s.add_field("end_char", DataType.INT64)
+    s.add_field("has_summary", DataType.BOOL)
+    s.add_field("dl", DataType.INT64)  # BM25 document length (terms)
+    s.add_field("bm25_avgdl", DataType.DOUBLE)  # the avgdl the sparse weights were made with
+    s.add_field("exact_tf", DataType.BOOL)  # term frequencies recoverable from the weights
+    s.add_field("gen_from", DataType.INT64)
+    s.add_field("gen_to", DataType.INT64)
+    s.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
+    s.add_field("summary_vector", DataType.FLOAT_VECTOR, dim=dim)  # zeros: no summary
+    s.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    return s
+
+
+def terms_schema():
+    from pymilvus import DataType, MilvusClient
+
+    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    s.add_field("pk", DataType.INT64, is_primary=True)
+    # Looked up by a 64-bit hash of the term (no string to quote into a filter), then compared
+    s.add_field("term_key", DataType.INT64)
+    s.add_field("term", DataType.VARCHAR, max_length=TEXT_BYTES)
+    s.add_field("term_id", DataType.INT64)
+    s.add_field("df", DataType.INT64)
+    s.add_field("gen_from", DataType.INT64)
+    s.add_field("gen_to", DataType.INT64)
+    s.add_field("dummy", DataType.FLOAT_VECTOR, dim=DUMMY_DIM)
+    return s
+
+
+def meta_schema():
+    from pymilvus import DataType, MilvusClient
+
+    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)
+    s.add_field("value", DataType.VARCHAR, max_length=TEXT_BYTES)
+    s.add_field("dummy", DataType.FLOAT_VECTOR, dim=DUMMY_DIM)
+    return s
+
+
+# Every filter has the visibility fields in it: indexed, so that a filter is answered from
+# indexes (Milvus Lite evaluates a filter row by row unless every field in it is indexed).
+VISIBILITY_FIELDS = ("gen_from", "gen_to")
+
+
+def vector_index_params(client: MilvusClient, vector_index: str):
+    """Exact search for ``flat``; HNSW (as the local backend's) otherwise: a Milvus collection
+    grows without a rebuild, so ``auto`` means HNSW from the start (Milvus searches a segment
+    still being filled exactly anyway)."""
+    from polisum.index.vectors import HNSW_EF_CONSTRUCTION, HNSW_M
+
+    p = client.prepare_index_params()
+    for name in ("dense", "summary_vector"):
+        if vector_index == "flat":
+            p.add_index(name, index_type="FLAT", metric_type="IP")
+        else:
+            p.add_index(
+                name,
+                index_type="HNSW",
+                metric_type="IP",
+                params={"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION},
+            )
+    p.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
+    for name in (*VISIBILITY_FIELDS, "id", "has_summary", "source", "ext"):
+        p.add_index(name, index_type="INVERTED")
+    return p
+
+
+def helper_index_params(client: MilvusClient, *scalar: str):
+    p = client.prepare_index_params()
+    p.add_index("dummy", index_type="FLAT", metric_type="L2")
+    for name in scalar:
+        p.add_index(name, index_type="INVERTED")
+    return p
+
+
+# -- state ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class State:
+    """A generation of the collection: which rows are visible, and the BM25 statistics its
+    queries weight terms with."""
+
+    generation: int  # the collection's own publish counter (rows' gen_from / gen_to)
+    floor: int  # rows written before this generation are not part of it (a full rebuild)
+    store_generation: int  # the store generation it was published from
+    chunks: int
+    terms: int  # sum of the chunks' BM25 lengths
+    summaries: int  # chunks with a summary vector
+    next_term: int  # the next free term id
+    id_sum: int  # sum of the chunks' row ids: with ``chunks``, a cheap check against the store
+    incarnation: str = ""  # which creation of the collection (generations restart at a rebuild)
+
+    @property
+    def avgdl(self) -> float:
+        return self.terms / self.chunks if self.chunks else 0.0
+
+    @property
+    def visible(self) -> str:
+        """The filter expression of this generation's rows."""
+        g = self.generation
+        return f"gen_from >= {self.floor} and gen_from <= {g} and gen_to > {g}"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> State:
+        return cls(**json.loads(text))
+
+
+# -- filter expressions -----------------------------------------------------------------------
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def quote(text: str) -> str:
+    """A Milvus string literal. Milvus and Milvus Lite read the C escapes \\\\ \\" \\n \\r \\t;
+    other control characters have no escape both understand, so they are refused."""
+    if any(ord(c) < 32 and c not in _ESCAPES for c in text) or "\x7f" in text:
+        raise MilvusError(f"{text!r}: control characters cannot be used in a Milvus filter")
+    return '"' + "".join(_ESCAPES.get(c, c) for c in text) + '"'
+
+
+def extension(source: str) -> str:
+    """The lower-cased last suffix of a source's file name (``.pdf``), "" when none."""
+    name = source.rsplit("/", 1)[-1].lower()
+    return name[name.rindex(".") :] if "." in name[1:] else ""
+
+
+def where_expression(where: SearchFilter) -> tuple[str, bool]:
+    """(a filter expression, whether candidates must still be checked with ``where.matches``).
+
+    A source prefix is a range of strings (``prefix <= source < prefix with its last character
+    incremented``): exact, where Milvus's LIKE cannot escape ``_`` and ``%``. File types are
+    the ``ext`` field; a type of more than one suffix (``.tar.gz``) selects by its last one and
+    the candidates are checked exactly afterwards."""
+    parts: list[str] = []
+    recheck = False
+    if where.source_prefix:
+        parts.append(f"source >= {quote(where.source_prefix)}")
+        upper = _successor(where.source_prefix)
+        if upper is not None:
+            parts.append(f"source < {quote(upper)}")
+    if where.file_types:
+        # SearchFilter made every type ".suffix", lower-cased
+        exts = {t[t.rindex(".") :] for t in where.file_types}
+        recheck = any(t.count(".") > 1 for t in where.file_types)
+        parts.append("ext in [" + ", ".join(quote(e) for e in sorted(exts)) + "]")
+    return " and ".join(parts), recheck
+
+
+def _successor(prefix: str) -> str | None:
+    """The smallest string greater than every string that starts with ``prefix``."""
+    chars = list(prefix)
+    while chars:
+        last = ord(chars.pop())
+        if last < 0x10FFFF:
+            nxt = last + 1
+            if 0xD800 <= nxt <= 0xDFFF:  # surrogates are not characters
+                nxt = 0xE000
+            return "".join(chars) + chr(nxt)
+    return None
+
+
+def term_key(term: str) -> int:
+    """A term's 64-bit key in the vocabulary collection."""
+    digest = hashlib.blake2b(term.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def int_list(values) -> str:
+    return "[" + ",".join(str(int(v)) for v in values) + "]"
+
+
+def meta_value(value: Any) -> dict[str, Any]:
+    return {"value": json.dumps(value), "dummy": [0.0] * DUMMY_DIM}

@@ -1,0 +1,121 @@
+"""BM25 as a sparse inner product (polisum.index.bm25_sparse) against polisum's local BM25
+(bm25s), and the Milvus filter expressions. No Milvus needed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from polisum.index import bm25_sparse
+from polisum.index.backend import SearchFilter
+from polisum.index.bm25 import BM25Index
+from polisum.index.milvus_conn import MilvusError
+from polisum.index.milvus_schema import extension, quote, where_expression
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[list[str]]:
+    """300 chunks of Zipf-distributed terms, lengths 0-120 (one empty chunk)."""
+    rng = np.random.default_rng(7)
+    vocab = [f"t{i}" for i in range(400)]
+    docs = [[]]
+    for _ in range(299):
+        n = int(rng.integers(1, 120))
+        docs.append([vocab[min(int(rng.zipf(1.3)) - 1, 399)] for _ in range(n)])
+    return docs
+
+
+def _sparse_side(docs: list[list[str]], mean: float):
+    df: dict[str, int] = {}
+    for d in docs:
+        for t in set(d):
+            df[t] = df.get(t, 0) + 1
+    term_ids = {t: i for i, t in enumerate(sorted(df))}
+    vocabulary = {t: (term_ids[t], df[t]) for t in df}
+    vectors = [bm25_sparse.document_vector(d, term_ids, mean)[0] for d in docs]
+    return vocabulary, vectors
+
+
+QUERIES = [["t0", "t3"], ["t17", "t17", "t250"], ["t5", "t9", "t40", "t399", "unknown"], ["t1"]]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_sparse_inner_product_equals_local_bm25(corpus, query):
+    local = BM25Index.build(np.arange(len(corpus)), corpus).scores(query)
+    mean = bm25_sparse.avgdl(sum(map(len, corpus)), len(corpus))
+    vocabulary, vectors = _sparse_side(corpus, mean)
+    q = bm25_sparse.query_vector(bm25_sparse.query_counts(query), vocabulary, len(corpus))
+    inner = np.asarray([sum(w * v.get(t, 0.0) for t, w in q.items()) for v in vectors])
+    np.testing.assert_allclose(inner, local, rtol=2e-6, atol=1e-5)
+    # a chunk sharing no term with the query scores exactly 0 on both sides
+    assert ((inner == 0) == (local == 0)).all() and (local == 0).any()
+    exact = bm25_sparse.exact_scores(
+        q, vectors, np.asarray([len(d) for d in corpus], float), np.full(len(corpus), mean), mean
+    )
+    np.testing.assert_allclose(exact, local, rtol=2e-6, atol=1e-5)
+
+
+def test_scores_stay_exact_when_rows_were_weighted_with_an_older_avgdl(corpus):
+    """Rows weighted when avgdl was 20% lower score as if weighted with today's avgdl."""
+    query = ["t2", "t11", "t11", "t60"]
+    local = BM25Index.build(np.arange(len(corpus)), corpus).scores(query)
+    mean = bm25_sparse.avgdl(sum(map(len, corpus)), len(corpus))
+    vocabulary, stale = _sparse_side(corpus, mean * 0.8)
+    q = bm25_sparse.query_vector(bm25_sparse.query_counts(query), vocabulary, len(corpus))
+    dl = np.asarray([len(d) for d in corpus], float)
+    exact = bm25_sparse.exact_scores(q, stale, dl, np.full(len(corpus), mean * 0.8), mean)
+    np.testing.assert_allclose(exact, local, rtol=2e-6, atol=1e-5)
+    inner = np.asarray([sum(w * v.get(t, 0.0) for t, w in q.items()) for v in stale])
+    assert not np.allclose(inner, local, rtol=1e-3)  # the stored weights alone would drift
+
+
+def test_term_frequencies_are_recovered_from_float32_weights():
+    for dl in (1, 7, 120, 600, 3000):
+        for mean in (3.5, 37.2, 400.0):
+            tf = np.arange(1, dl + 1, dtype=np.float64)
+            w = bm25_sparse.saturation(tf, dl, mean).astype(np.float32)
+            assert (bm25_sparse.recover_tf(w, dl, mean) == tf).all(), (dl, mean)
+
+
+def test_a_huge_term_frequency_is_flagged_not_recoverable():
+    terms = ["x"] * 20_000 + ["y"]
+    _, exact = bm25_sparse.document_vector(terms, {"x": 0, "y": 1}, 3000.0)
+    assert exact is False
+    _, exact = bm25_sparse.document_vector(["x", "x", "y"], {"x": 0, "y": 1}, 3.0)
+    assert exact is True
+
+
+def test_local_bm25_pool_holds_only_chunks_that_share_a_query_term():
+    """bm25s's BM25+ gave every chunk delta * idf of each query term; scores now start at 0."""
+    index = BM25Index.build(np.arange(4), [["a", "b"], ["c"], ["d", "d"], []])
+    scores = index.scores(["a", "zzz"])
+    assert scores[0] > 0 and (scores[1:] == 0).all()
+
+
+# -- filter expressions -------------------------------------------------------------------------
+def test_strings_are_quoted_and_control_characters_refused():
+    assert quote('a"b\\c') == '"a\\"b\\\\c"'
+    assert quote("줄\n바꿈") == '"줄\\n바꿈"'
+    with pytest.raises(MilvusError, match="control characters"):
+        quote("bell\x07")
+
+
+def test_source_prefix_is_an_exact_string_range():
+    expr, recheck = where_expression(SearchFilter(source_prefix='docs/my_"file%'))
+    assert expr == 'source >= "docs/my_\\"file%" and source < "docs/my_\\"file&"'
+    assert not recheck
+    # a range excludes exactly what startswith excludes
+    lo, hi = "docs/a_", "docs/a`"
+    for s in ("docs/a_b.txt", "docs/a_", "docs/ab.txt", "docs/a`", "docs/a^z"):
+        assert (lo <= s < hi) == s.startswith("docs/a_")
+
+
+def test_file_types_become_extensions():
+    expr, recheck = where_expression(SearchFilter(file_types=("PDF", ".Hwp")))
+    assert expr == 'ext in [".hwp", ".pdf"]' and not recheck
+    expr, recheck = where_expression(SearchFilter(file_types=(".tar.gz",)))
+    assert expr == 'ext in [".gz"]' and recheck
+    assert extension("docs/Report.v2.PDF") == ".pdf"
+    assert extension("docs/.hidden") == "" and extension("docs/README") == ""
+    assert SearchFilter(file_types=("PDF",)).matches("a/b.pdf")
+    assert not SearchFilter(file_types=("pdf",)).matches("a/mypdf")
