@@ -312,3 +312,30 @@ def test_a_file_past_the_parse_limits_fails_alone_on_ray_too(tmp_path: Path, clu
     assert [(f.source, f.reason) for f in report.failures] == [
         ("docs/long.docx", "timed out after 0.2 s (limit per file)")
     ]
+
+
+# -- with the Milvus backend ----------------------------------------------------------------------
+def test_ray_engine_publishes_to_milvus_as_the_local_engine_does(tmp_path: Path, cluster: str):
+    """The engine computes, the backend stores: a Ray ingest into a Milvus Lite collection holds
+    the chunks and answers queries exactly as a local ingest into the local backend does."""
+    pytest.importorskip("pymilvus")
+    pytest.importorskip("milvus_lite")
+    results, hits = {}, {}
+    queries = ["budget line for the bus depot", "보험금 지급", "code block"]
+    for engine, backend in (("local", "local"), ("ray", "milvus")):
+        project = tmp_path / engine
+        (project / "docs").mkdir(parents=True)
+        for name in SHARED_DOCS:
+            shutil.copy(SHARED / name, project / "docs")
+        write_reports(project / "docs", files=2, paragraphs=3)
+        with polisum.Index.open(
+            project / ".polisum", ocr="off", engine=engine, ray_address=cluster, backend=backend
+        ) as idx:
+            assert idx.ingest(project / "docs").failed == 0
+            assert idx.backend.name == backend
+            results[engine] = snapshot(idx)
+            hits[engine] = [
+                [(h.chunk_id, round(h.score, 4)) for h in idx.search(q, k=5)] for q in queries
+            ]
+    assert_same(results["local"], results["ray"])
+    assert hits["ray"] == hits["local"] and all(hits["ray"])
