@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polisum.components import Components
 from polisum.config import Config
@@ -26,11 +26,13 @@ from polisum.index.backend import IndexBackend, SearchFilter
 from polisum.index.lock import WriteLock
 from polisum.index.records import DocumentRecord
 from polisum.index.store import MetadataStore
-from polisum.ingest import Engine, Ingestor, IngestReport, ParseSettings
 from polisum.progress import OnProgress
 from polisum.rerank import rerank_order
 from polisum.retrieve import HybridRetriever
 from polisum.types import Hit
+
+if TYPE_CHECKING:
+    from polisum.ingest import Engine, IngestReport
 
 __all__ = [
     "EmbedderMismatchError",
@@ -200,6 +202,9 @@ class Index:
         """Bring the index up to date with ``folder``: new and changed files are processed,
         unchanged ones skipped (failed ones too, unless ``retry_failed``), and (with
         ``prune``) files gone from the folder removed."""
+        # imported here: the ingest stack (every loader) is not needed to open or query an index
+        from polisum.ingest import Ingestor, ParseSettings
+
         settings = ParseSettings.from_config(self.config)
         store = self._writable_store()
         with self._lock.hold():

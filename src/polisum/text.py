@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import Stemmer
-from bm25s.stopwords import STOPWORDS_EN
 from kiwipiepy import Kiwi, Token
 
 # Morpheme tags that carry meaning for lexical matching. Particles (J*), endings (E*),
@@ -26,7 +25,17 @@ from kiwipiepy import Kiwi, Token
 _CONTENT_TAG_PREFIXES = (
     "NN", "NR", "NP", "VV", "VA", "XR", "XSN", "SL", "SH", "SN", "MAG", "W_",
 )  # fmt: skip
-ENGLISH_STOPWORDS = frozenset(STOPWORDS_EN)
+
+
+@lru_cache(maxsize=1)
+def english_stopwords() -> frozenset[str]:
+    """bm25s's English stopwords. Imported on first use: importing the bm25s package costs
+    ~90 ms of every CLI start, and most commands never tokenize English."""
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 # Kiwi objects are not documented as thread-safe: every call goes through the functions below,
 # which hold this lock. No other module touches Kiwi directly.
@@ -166,7 +175,7 @@ def _content_terms(tokens) -> list[str]:
         if not tok.tag.startswith(_CONTENT_TAG_PREFIXES):
             continue
         form = tok.form.lower()
-        if tok.tag == "SL" and form in ENGLISH_STOPWORDS:
+        if tok.tag == "SL" and form in english_stopwords():
             continue
         out.append(sys.intern(form))  # one object per distinct term: 100k chunks' lists share
     return out
@@ -233,7 +242,7 @@ def _index_terms(tokens: list[Token], options: TermOptions) -> list[str]:
             continue
         form = tok.form.lower()
         if tok.tag == "SL":
-            if form in ENGLISH_STOPWORDS:
+            if form in english_stopwords():
                 continue
             if options.stem:
                 form = _stemmer().stemWord(form)

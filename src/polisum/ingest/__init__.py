@@ -1,11 +1,27 @@
-"""Ingest: bring an index up to date with a folder (see polisum.ingest.pipeline)."""
+"""Ingest: bring an index up to date with a folder (see polisum.ingest.pipeline).
 
-from polisum.ingest.engine import Engine, LocalEngine
-from polisum.ingest.pipeline import Ingestor, cached_summaries, crashpoint
-from polisum.ingest.report import FileFailure, IngestReport
-from polisum.ingest.scan import source_name
-from polisum.ingest.stages import FileJob, ParsedFile, ParseSettings, parse_file
+The names below are imported on first use (PEP 562, as in ``polisum``): ``polisum.ingest.scan``
+or ``report`` alone (the CLI, the evaluation) must not load every document parser."""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "Engine": "polisum.ingest.engine",
+    "LocalEngine": "polisum.ingest.engine",
+    "Ingestor": "polisum.ingest.pipeline",
+    "cached_summaries": "polisum.ingest.pipeline",
+    "crashpoint": "polisum.ingest.pipeline",
+    "FileFailure": "polisum.ingest.report",
+    "IngestReport": "polisum.ingest.report",
+    "source_name": "polisum.ingest.scan",
+    "FileJob": "polisum.ingest.stages",
+    "ParsedFile": "polisum.ingest.stages",
+    "ParseSettings": "polisum.ingest.stages",
+    "parse_file": "polisum.ingest.stages",
+}
 __all__ = [
     "Engine",
     "FileFailure",
@@ -20,3 +36,19 @@ __all__ = [
     "parse_file",
     "source_name",
 ]
+
+if TYPE_CHECKING:
+    from polisum.ingest.engine import Engine, LocalEngine
+    from polisum.ingest.pipeline import Ingestor, cached_summaries, crashpoint
+    from polisum.ingest.report import FileFailure, IngestReport
+    from polisum.ingest.scan import source_name
+    from polisum.ingest.stages import FileJob, ParsedFile, ParseSettings, parse_file
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'polisum.ingest' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

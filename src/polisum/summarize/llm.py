@@ -26,7 +26,7 @@ from polisum.generate import (
 from polisum.generate.special_tokens import neutralize, special_tokens_of
 from polisum.summarize import SummaryResult
 from polisum.summarize.extractive import ExtractiveSummarizer
-from polisum.text import ENGLISH_STOPWORDS, detect_language, kiwi_tokens, split_sentences
+from polisum.text import detect_language, english_stopwords, kiwi_tokens, split_sentences
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +325,7 @@ def _content_units(text: str) -> set[str]:
             units.update(word[i : i + 2] for i in range(max(len(word) - 1, 1)))
         else:
             word = word.lower()
-            if len(word) > 2 and word not in ENGLISH_STOPWORDS:
+            if len(word) > 2 and word not in english_stopwords():
                 units.add(word.removesuffix("s"))
     return units
 
