@@ -31,6 +31,10 @@ shared by the pool's actors on it, as the local engine's one model uses all core
 (``hf:`` summarizers, ``st:`` embedders with ``actor_gpus`` > 0) reserve their GPUs.
 
 Documents must be on a path every node sees: the first parse checks it on every node.
+
+Length: about half of this file is the explanation above and the cluster checks' messages;
+the driver side of each stage stays here, next to the others, so the scheduling reads in one
+place (the worker side is already apart, in ray_workers.py).
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ typed into the text, so numbered short paragraphs ("Ⅰ. 개요", "1. 추진 배
 (:func:`structure.guess_heading_level`). Pages: the layout cache stored with each paragraph
 (``PARA_LINE_SEG``) restarts its vertical position at the top of every page, which gives the
 page a paragraph was on when the file was last saved.
+
+One file (~430 lines) for one binary format: records, controls, tables, distribution
+decryption and the size caps share the record walker and are read together.
 """
 
 from __future__ import annotations
