@@ -75,7 +75,7 @@ class MilvusBackend:
         self.vector_index = vector_index
         self.names = Names.of(settings.collection)
         self._lock = threading.Lock()
-        self._vocabulary: tuple[tuple[str, int], dict[str, tuple[int, int] | None]] = (("", -1), {})
+        self._vocabulary: tuple[tuple[str, int], dict[str, dict | None]] = (("", -1), {})
         self.client = connect(settings)
         try:
             self._info = self._open()
@@ -217,10 +217,11 @@ class MilvusBackend:
         return self._info is not None
 
     # -- queries ---------------------------------------------------------------------------------
-    def vocabulary(self, state: State) -> dict[str, tuple[int, int] | None]:
-        """Term → (term id, document frequency) looked up so far in the generation of
-        ``state`` (None: not in its vocabulary). Versions never change, so lookups are kept
-        until the generation does: a frequent query term costs one lookup per publish."""
+    def vocabulary(self, state: State) -> dict[str, dict | None]:
+        """Term → its vocabulary row (term id, document frequencies) looked up so far in the
+        generation of ``state`` (None: not in its vocabulary). Versions never change, so lookups
+        are kept until the generation does: a frequent query term costs one lookup per
+        publish."""
         key = (state.incarnation, state.generation)
         cached, terms = self._vocabulary
         if cached != key or len(terms) > 200_000:

@@ -9,9 +9,10 @@ the next one starts.
 
 Two ways to a generation:
 - incremental: the chunks a store publish added, removed or re-summarized, plus rows whose
-  BM25 weights were made with an avgdl too far from today's (bm25_sparse.AVGDL_TOLERANCE);
-  the document frequencies of the terms involved get new versions. Unchanged chunks are not
-  touched.
+  BM25 weights (of the chunk or of its context window) were made with an avgdl too far from
+  today's (bm25_sparse.AVGDL_TOLERANCE); the document frequencies of the terms involved get new
+  versions. Unchanged chunks are not touched. A store publish replaces documents whole, so the
+  context windows that change are exactly those of the chunks it adds and removes.
 - full: every chunk and term written again, with ``floor = G`` so that rows of earlier
   generations are not part of it. Used for the first publish, when the collection is not at
   the store's previous generation (an interrupted sync, another backend in between), and when
@@ -21,17 +22,21 @@ Two ways to a generation:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from polisum.index import bm25_sparse
+from polisum.index.bm25 import context_windows
 from polisum.index.milvus_conn import MilvusError
 from polisum.index.milvus_schema import (
+    BM25,
     DUMMY_DIM,
     FOREVER,
+    LEXICAL,
     ROW_BITS,
     TEXT_BYTES,
+    WINDOW_BM25,
     State,
     extension,
     int_list,
@@ -55,10 +60,14 @@ PAGE = 1000
 
 CHUNK_FIELDS = (
     "pk", "id", "chunk_id", "document_id", "source", "ext", "section", "page", "text",
-    "summary", "start_char", "end_char", "has_summary", "dl", "bm25_avgdl", "exact_tf",
-    "gen_from", "gen_to", "dense", "summary_vector", "sparse",
+    "summary", "start_char", "end_char", "has_summary", "gen_from", "gen_to", "dense",
+    "summary_vector",
+    *(f for lex in LEXICAL for f in (lex.dl, lex.avgdl, lex.exact, lex.vector)),
 )  # fmt: skip
-TERM_FIELDS = ("pk", "term_key", "term", "term_id", "df", "gen_from", "gen_to", "dummy")
+TERM_FIELDS = (
+    "pk", "term_key", "term", "term_id", *(lex.df for lex in LEXICAL), "gen_from", "gen_to",
+    "dummy",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,7 @@ class Names:
 class _Term:
     term: str
     term_id: int
-    df: int
+    df: dict[str, int]  # document frequency by Lexical.df field
     old: dict[str, Any] | None  # the version visible now (None: a new term)
 
 
@@ -132,7 +141,8 @@ class Publisher:
         size = 0
         for row in rows:
             batch.append(row)
-            size += len(row.get("text") or "") * 3 + 8 * self.dim + 8 * len(row.get("sparse", ()))
+            size += len(row.get("text") or "") * 3 + 8 * self.dim
+            size += sum(8 * len(row.get(lex.vector, ())) for lex in LEXICAL)
             if len(batch) >= BATCH_ROWS or size >= BATCH_BYTES:
                 write(collection, batch)
                 batch, size = [], 0
@@ -162,13 +172,16 @@ class Publisher:
         store: StoreView,
         ids: Sequence[int],
         term_ids: dict[str, int],
-        mean: float,
+        means: dict[str, float],
         current: State | None = None,
     ) -> list[dict[str, Any]]:
-        """New versions of chunks ``ids`` from the store. Term ids missing from ``term_ids``
-        are those of terms ``current`` has (a re-written chunk's): looked up, and kept."""
-        records = store.chunk_records(ids)
-        missing = {t for r in records for t in r["terms"] if t not in term_ids}
+        """New versions of chunks ``ids`` from the store, weighted with ``means`` (avgdl by
+        Lexical.signal). Term ids missing from ``term_ids`` are those of terms ``current`` has
+        (a re-written chunk's): looked up, and kept."""
+        records = _records(store, ids)
+        missing = {
+            t for r in records for lex in LEXICAL for t in r[lex.record] if t not in term_ids
+        }
         if missing:
             found = self._lookup_terms(current, missing) if current else {}
             if len(found) != len(missing):
@@ -190,10 +203,10 @@ class Publisher:
                         f"{r['source']}: a chunk's {name} is over Milvus's {TEXT_BYTES}-byte "
                         "text limit; lower max_chars"
                     )
-            sparse, exact = bm25_sparse.document_vector(r["terms"], term_ids, mean)
             vector = summary.get(cid)
             rows.append(
                 {
+                    **_lexical_fields(r, term_ids, means),
                     "pk": self.generation << ROW_BITS | cid,
                     "id": cid,
                     "chunk_id": r["chunk_id"],
@@ -207,14 +220,10 @@ class Publisher:
                     "start_char": r["start"],
                     "end_char": r["end"],
                     "has_summary": vector is not None,
-                    "dl": len(r["terms"]),
-                    "bm25_avgdl": mean,
-                    "exact_tf": exact,
                     "gen_from": self.generation,
                     "gen_to": FOREVER,
                     "dense": dense[cid].tolist(),
                     "summary_vector": zeros if vector is None else vector.tolist(),
-                    "sparse": sparse or {NO_TERMS: 1.0},
                 }
             )
         return rows
@@ -225,7 +234,7 @@ class Publisher:
             "term_key": term_key(t.term),
             "term": t.term.encode("utf-8", "replace")[:TEXT_BYTES].decode("utf-8", "ignore"),
             "term_id": t.term_id,
-            "df": t.df,
+            **t.df,
             "gen_from": self.generation,
             "gen_to": FOREVER,
             "dummy": [0.0] * DUMMY_DIM,
@@ -234,24 +243,38 @@ class Publisher:
     # -- full -----------------------------------------------------------------------------------
     def full(self, store: StoreView, store_generation: int) -> State:
         """Every chunk and term of ``store`` as generation ``self.generation``."""
+        corpora = {  # each Lexical's documents: the chunks, and their context windows
+            BM25.signal: store.iter_terms(),
+            WINDOW_BM25.signal: context_windows(store.iter_terms_by_document()),
+        }
         ids: list[int] = []
-        total = 0
-        df: Counter[str] = Counter()
-        for cid, terms in store.iter_terms():
-            ids.append(cid)
-            total += len(terms)
-            df.update(set(terms))
-        term_ids = {t: i for i, t in enumerate(sorted(df))}
-        terms = [_Term(t, i, df[t], None) for t, i in term_ids.items()]
+        totals: dict[str, int] = {}
+        df: dict[str, Counter[str]] = {}
+        for lex in LEXICAL:
+            ids, totals[lex.signal], df[lex.df] = _statistics(corpora[lex.signal])
+        ids.sort()  # both corpora hold every chunk once, the windows in reading order
+        # one vocabulary: a window's terms are terms of chunks of its document
+        term_ids = {t: i for i, t in enumerate(sorted(df[BM25.df]))}
+        terms = [_Term(t, i, {f: c[t] for f, c in df.items()}, None) for t, i in term_ids.items()]
         self._write(self.names.terms, [self._term_row(t) for t in terms])
-        mean = bm25_sparse.avgdl(total, len(ids))
+        means = {s: bm25_sparse.avgdl(total, len(ids)) for s, total in totals.items()}
         summaries = 0
         for part in _parts(ids, BATCH_ROWS * 4):
-            rows = self._chunk_rows(store, part, term_ids, mean)
+            rows = self._chunk_rows(store, part, term_ids, means)
             self._write(self.names.chunks, rows)
             summaries += sum(r["has_summary"] for r in rows)
         g = self.generation
-        return State(g, g, store_generation, len(ids), total, summaries, len(terms), sum(ids))
+        return State(
+            generation=g,
+            floor=g,
+            store_generation=store_generation,
+            chunks=len(ids),
+            terms=totals[BM25.signal],
+            window_terms=totals[WINDOW_BM25.signal],
+            summaries=summaries,
+            next_term=len(terms),
+            id_sum=sum(ids),
+        )
 
     # -- incremental ------------------------------------------------------------------------------
     def incremental(self, store: StoreView, change: Published, current: State) -> State:
@@ -263,16 +286,21 @@ class Publisher:
         old = self._by_ids(self.names.chunks, "id", retired, visible, CHUNK_FIELDS)
         if len(old) != len(retired):
             raise OutOfStep("chunks the store replaces are not in the collection")
-        added = store.chunk_records(change.added)
+        added = _records(store, change.added)
         gone = set(change.removed)
         removed = [r for r in old if r["id"] in gone]
         chunks = current.chunks + len(added) - len(removed)
         id_sum = current.id_sum + sum(change.added) - sum(change.removed)
         if (chunks, id_sum) != store.fingerprint():
             raise OutOfStep("the collection does not hold the store's previous chunks")
-        total = current.terms + sum(len(r["terms"]) for r in added) - sum(r["dl"] for r in removed)
-        mean = bm25_sparse.avgdl(total, chunks)
-        drift = self._drifted(current, mean)
+        totals = {
+            lex.signal: getattr(current, lex.total)
+            + sum(len(r[lex.record]) for r in added)
+            - sum(r[lex.dl] for r in removed)
+            for lex in LEXICAL
+        }
+        means = {s: bm25_sparse.avgdl(total, chunks) for s, total in totals.items()}
+        drift = self._drifted(current, means)
         drifting = self.count(self.names.chunks, drift) - sum(
             self.count(self.names.chunks, f"{drift} and id in {int_list(part)}")
             for part in _parts(sorted(retired))
@@ -281,74 +309,88 @@ class Publisher:
             raise OutOfStep(f"{drifting} chunks to re-weight")
 
         vocabulary = self._vocabulary(current, added, removed)
-        terms_changed = [t for t in vocabulary.values() if t.old is None or t.old["df"] != t.df]
+        terms_changed = [
+            t
+            for t in vocabulary.values()
+            if t.old is None or any(t.old[f] != n for f, n in t.df.items())
+        ]
         self._retire(self.names.terms, [t.old for t in terms_changed if t.old is not None])
-        self._write(self.names.terms, [self._term_row(t) for t in terms_changed if t.df > 0])
+        # a term no chunk holds any more (then no window either) leaves the vocabulary
+        self._write(self.names.terms, [self._term_row(t) for t in terms_changed if t.df[BM25.df]])
 
         term_ids = {t.term: t.term_id for t in vocabulary.values()}
         summaries = current.summaries - sum(bool(r["has_summary"]) for r in old)
         self._retire(self.names.chunks, old)
         rewrite = [*change.added, *change.summaries_changed]
         for part in _parts(rewrite, BATCH_ROWS * 4):
-            rows = self._chunk_rows(store, part, term_ids, mean, current)
+            rows = self._chunk_rows(store, part, term_ids, means, current)
             self._write(self.names.chunks, rows)
             summaries += sum(r["has_summary"] for r in rows)
         # retired rows no longer match ``drift`` (their gen_to is this generation), nor do the
         # rows drained below once re-written
         for page in self._drain(self.names.chunks, drift, CHUNK_FIELDS):
-            rows = self._chunk_rows(store, [r["id"] for r in page], term_ids, mean, current)
+            rows = self._chunk_rows(store, [r["id"] for r in page], term_ids, means, current)
             self._write(self.names.chunks, rows)
             self._retire(self.names.chunks, page)
         next_term = max([current.next_term, *(t.term_id + 1 for t in vocabulary.values())])
         return State(
-            self.generation,
-            current.floor,
-            change.generation,
-            chunks,
-            total,
-            summaries,
-            next_term,
-            id_sum,
+            generation=self.generation,
+            floor=current.floor,
+            store_generation=change.generation,
+            chunks=chunks,
+            terms=totals[BM25.signal],
+            window_terms=totals[WINDOW_BM25.signal],
+            summaries=summaries,
+            next_term=next_term,
+            id_sum=id_sum,
         )
 
-    def _drifted(self, current: State, mean: float) -> str:
-        """Rows of ``current``, not retired yet, whose weights must be made again for avgdl
-        ``mean``: made with an avgdl beyond the tolerance, or not invertible and not made with
-        exactly ``mean``."""
-        lo, hi = mean * (1 - bm25_sparse.AVGDL_TOLERANCE), mean * (1 + bm25_sparse.AVGDL_TOLERANCE)
-        return (
-            f"{current.visible} and gen_to == {FOREVER} and (bm25_avgdl < {lo!r} or "
-            f"bm25_avgdl > {hi!r} or (exact_tf == false and bm25_avgdl != {mean!r}))"
-        )
+    def _drifted(self, current: State, means: dict[str, float]) -> str:
+        """Rows of ``current``, not retired yet, whose weights (of either BM25) must be made
+        again for the avgdl ``means``: made with an avgdl beyond the tolerance, or not
+        invertible and not made with exactly today's."""
+        stale = []
+        for lex in LEXICAL:
+            mean = means[lex.signal]
+            lo, hi = (mean * (1 + s * bm25_sparse.AVGDL_TOLERANCE) for s in (-1, 1))
+            stale.append(
+                f"{lex.avgdl} < {lo!r} or {lex.avgdl} > {hi!r} or "
+                f"({lex.exact} == false and {lex.avgdl} != {mean!r})"
+            )
+        return f"{current.visible} and gen_to == {FOREVER} and ({' or '.join(stale)})"
 
     def _vocabulary(
         self, current: State, added: list[dict[str, Any]], removed: list[dict[str, Any]]
     ) -> dict[str, _Term]:
-        """The terms of added and removed chunks, with their new document frequencies."""
-        delta: Counter[str] = Counter()
-        for r in added:
-            delta.update(set(r["terms"]))
-        lost: Counter[int] = Counter()
-        for r in removed:
-            lost.update(t for t in r["sparse"] if t != NO_TERMS)
-        found = self._lookup_terms(current, set(delta))
-        by_id = self._by_ids(self.names.terms, "term_id", lost, current.visible, TERM_FIELDS)
-        if len(by_id) != len(lost):
+        """The terms of added and removed chunks (and of their windows), with their new
+        document frequencies."""
+        delta: dict[str, Counter[str]] = {lex.df: Counter() for lex in LEXICAL}
+        lost: dict[str, Counter[int]] = {lex.df: Counter() for lex in LEXICAL}
+        for lex in LEXICAL:
+            for r in added:
+                delta[lex.df].update(set(r[lex.record]))
+            for r in removed:
+                lost[lex.df].update(t for t in r[lex.vector] if t != NO_TERMS)
+        found = self._lookup_terms(current, {t for d in delta.values() for t in d})
+        lost_ids = {t for c in lost.values() for t in c}
+        by_id = self._by_ids(self.names.terms, "term_id", lost_ids, current.visible, TERM_FIELDS)
+        if len(by_id) != len(lost_ids):
             raise OutOfStep("the BM25 vocabulary lacks terms of removed chunks")
         found |= {r["term"]: r for r in by_id}
         next_id = current.next_term
         out: dict[str, _Term] = {}
-        for term in sorted(set(delta) | set(found)):
+        for term in sorted(set(found).union(*delta.values())):
             row = found.get(term)
             if row is None:
-                out[term] = _Term(term, next_id, 0, None)
+                out[term] = _Term(term, next_id, {f: 0 for f in delta}, None)
                 next_id += 1
             else:
-                out[term] = _Term(term, row["term_id"], row["df"], row)
+                out[term] = _Term(term, row["term_id"], {f: row[f] for f in delta}, row)
         for t in out.values():
-            t.df += delta.get(t.term, 0) - lost.get(t.term_id, 0)
-            if t.df < 0:
-                raise OutOfStep(f"term '{t.term}': document frequency below 0")
+            for f in t.df:
+                t.df[f] += delta[f].get(t.term, 0) - lost[f].get(t.term_id, 0)
+                if t.df[f] < 0:
+                    raise OutOfStep(f"term '{t.term}': document frequency ({f}) below 0")
         return out
 
     def _lookup_terms(self, current: State, terms: set[str]) -> dict[str, dict[str, Any]]:
@@ -360,6 +402,52 @@ class Publisher:
 
 class OutOfStep(Exception):
     """The collection cannot be brought to the next generation incrementally."""
+
+
+def _records(store: StoreView, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The store's records of chunks ``ids`` (StoreView.chunk_records), each with the terms of
+    its context window (``window``), as polisum.index.bm25.context_windows makes them for the
+    local backend: from the chunks of its document in reading order."""
+    records = store.chunk_records(ids)
+    documents = {r["document_id"] for r in records}
+    wanted = {r["id"] for r in records}
+    windows = {
+        cid: terms
+        for cid, terms in context_windows(store.iter_terms_by_document(documents))
+        if cid in wanted
+    }
+    for r in records:
+        r[WINDOW_BM25.record] = windows[r["id"]]
+    return records
+
+
+def _lexical_fields(
+    record: dict[str, Any], term_ids: Mapping[str, int], means: Mapping[str, float]
+) -> dict[str, Any]:
+    """A chunk row's fields of every BM25 signal: sparse vector, length, avgdl, exactness."""
+    out: dict[str, Any] = {}
+    for lex in LEXICAL:
+        terms = record[lex.record]
+        sparse, exact = bm25_sparse.document_vector(terms, term_ids, means[lex.signal])
+        out[lex.vector] = sparse or {NO_TERMS: 1.0}
+        out[lex.dl] = len(terms)
+        out[lex.avgdl] = means[lex.signal]
+        out[lex.exact] = exact
+    return out
+
+
+def _statistics(
+    rows: Iterable[tuple[int, list[str]]],
+) -> tuple[list[int], int, Counter[str]]:
+    """(ids, sum of the documents' lengths, document frequencies) of a corpus of (id, terms)."""
+    ids: list[int] = []
+    total = 0
+    df: Counter[str] = Counter()
+    for cid, terms in rows:
+        ids.append(cid)
+        total += len(terms)
+        df.update(set(terms))
+    return ids, total, df
 
 
 def _parts(values: Sequence[int], size: int = PAGE) -> Iterator[Sequence[int]]:
