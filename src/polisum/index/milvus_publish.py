@@ -22,23 +22,28 @@ Two ways to a generation:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from polisum.index import bm25_sparse
 from polisum.index.bm25 import context_windows
-from polisum.index.milvus_conn import MilvusError
+from polisum.index.milvus_rows import (
+    CHUNK_FIELDS,
+    NO_TERMS,
+    TERM_FIELDS,
+    Term,
+    chunk_row,
+    statistics,
+    store_records,
+    term_row,
+)
 from polisum.index.milvus_schema import (
     BM25,
-    DUMMY_DIM,
     FOREVER,
     LEXICAL,
-    ROW_BITS,
-    TEXT_BYTES,
     WINDOW_BM25,
     State,
-    extension,
     int_list,
     term_key,
 )
@@ -48,26 +53,12 @@ from polisum.index.view import StoreView
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
-# A chunk with no BM25 term still needs a sparse vector (Milvus refuses empty ones): this
-# dimension, which no query ever has, keeps its place.
-NO_TERMS = 2**32 - 2
 # Re-weighting more than this fraction of the rows is done as a full publish (cheaper: old rows
 # need not be read back to retire them).
 FULL_REWRITE_FRACTION = 0.3
 BATCH_ROWS = 500
 BATCH_BYTES = 8 << 20
 PAGE = 1000
-
-CHUNK_FIELDS = (
-    "pk", "id", "chunk_id", "document_id", "source", "ext", "section", "page", "text",
-    "summary", "start_char", "end_char", "has_summary", "gen_from", "gen_to", "dense",
-    "summary_vector",
-    *(f for lex in LEXICAL for f in (lex.dl, lex.avgdl, lex.exact, lex.vector)),
-)  # fmt: skip
-TERM_FIELDS = (
-    "pk", "term_key", "term", "term_id", *(lex.df for lex in LEXICAL), "gen_from", "gen_to",
-    "dummy",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -79,14 +70,6 @@ class Names:
     @classmethod
     def of(cls, collection: str) -> Names:
         return cls(collection, f"{collection}_terms", f"{collection}_meta")
-
-
-@dataclass
-class _Term:
-    term: str
-    term_id: int
-    df: dict[str, int]  # document frequency by Lexical.df field
-    old: dict[str, Any] | None  # the version visible now (None: a new term)
 
 
 class Publisher:
@@ -178,7 +161,7 @@ class Publisher:
         """New versions of chunks ``ids`` from the store, weighted with ``means`` (avgdl by
         Lexical.signal). Term ids missing from ``term_ids`` are those of terms ``current`` has
         (a re-written chunk's): looked up, and kept."""
-        records = _records(store, ids)
+        records = store_records(store, ids)
         missing = {
             t for r in records for lex in LEXICAL for t in r[lex.record] if t not in term_ids
         }
@@ -191,54 +174,10 @@ class Publisher:
         summary = dict(
             zip(*store.vectors_for(self.embedder, "summary", self.dim, ids), strict=True)
         )
-        zeros = [0.0] * self.dim
-        rows = []
-        for r in records:
-            cid = r["id"]
-            if cid not in dense:
-                raise MilvusError(f"chunk {r['chunk_id']} of {r['source']} has no vector")
-            for name in ("text", "summary", "section"):
-                if r[name] and len(r[name].encode("utf-8", "replace")) > TEXT_BYTES:
-                    raise MilvusError(
-                        f"{r['source']}: a chunk's {name} is over Milvus's {TEXT_BYTES}-byte "
-                        "text limit; lower max_chars"
-                    )
-            vector = summary.get(cid)
-            rows.append(
-                {
-                    **_lexical_fields(r, term_ids, means),
-                    "pk": self.generation << ROW_BITS | cid,
-                    "id": cid,
-                    "chunk_id": r["chunk_id"],
-                    "document_id": r["document_id"],
-                    "source": r["source"],
-                    "ext": extension(r["source"]),
-                    "section": r["section"],
-                    "page": r["page"],
-                    "text": r["text"],
-                    "summary": r["summary"],
-                    "start_char": r["start"],
-                    "end_char": r["end"],
-                    "has_summary": vector is not None,
-                    "gen_from": self.generation,
-                    "gen_to": FOREVER,
-                    "dense": dense[cid].tolist(),
-                    "summary_vector": zeros if vector is None else vector.tolist(),
-                }
-            )
-        return rows
-
-    def _term_row(self, t: _Term) -> dict[str, Any]:
-        return {
-            "pk": self.generation << ROW_BITS | t.term_id,
-            "term_key": term_key(t.term),
-            "term": t.term.encode("utf-8", "replace")[:TEXT_BYTES].decode("utf-8", "ignore"),
-            "term_id": t.term_id,
-            **t.df,
-            "gen_from": self.generation,
-            "gen_to": FOREVER,
-            "dummy": [0.0] * DUMMY_DIM,
-        }
+        return [
+            chunk_row(r, self.generation, term_ids, means, dense, summary.get(r["id"]), self.dim)
+            for r in records
+        ]
 
     # -- full -----------------------------------------------------------------------------------
     def full(self, store: StoreView, store_generation: int) -> State:
@@ -251,12 +190,12 @@ class Publisher:
         totals: dict[str, int] = {}
         df: dict[str, Counter[str]] = {}
         for lex in LEXICAL:
-            ids, totals[lex.signal], df[lex.df] = _statistics(corpora[lex.signal])
+            ids, totals[lex.signal], df[lex.df] = statistics(corpora[lex.signal])
         ids.sort()  # both corpora hold every chunk once, the windows in reading order
         # one vocabulary: a window's terms are terms of chunks of its document
         term_ids = {t: i for i, t in enumerate(sorted(df[BM25.df]))}
-        terms = [_Term(t, i, {f: c[t] for f, c in df.items()}, None) for t, i in term_ids.items()]
-        self._write(self.names.terms, [self._term_row(t) for t in terms])
+        terms = [Term(t, i, {f: c[t] for f, c in df.items()}, None) for t, i in term_ids.items()]
+        self._write(self.names.terms, [term_row(t, self.generation) for t in terms])
         means = {s: bm25_sparse.avgdl(total, len(ids)) for s, total in totals.items()}
         summaries = 0
         for part in _parts(ids, BATCH_ROWS * 4):
@@ -286,7 +225,7 @@ class Publisher:
         old = self._by_ids(self.names.chunks, "id", retired, visible, CHUNK_FIELDS)
         if len(old) != len(retired):
             raise OutOfStep("chunks the store replaces are not in the collection")
-        added = _records(store, change.added)
+        added = store_records(store, change.added)
         gone = set(change.removed)
         removed = [r for r in old if r["id"] in gone]
         chunks = current.chunks + len(added) - len(removed)
@@ -316,7 +255,9 @@ class Publisher:
         ]
         self._retire(self.names.terms, [t.old for t in terms_changed if t.old is not None])
         # a term no chunk holds any more (then no window either) leaves the vocabulary
-        self._write(self.names.terms, [self._term_row(t) for t in terms_changed if t.df[BM25.df]])
+        self._write(
+            self.names.terms, [term_row(t, self.generation) for t in terms_changed if t.df[BM25.df]]
+        )
 
         term_ids = {t.term: t.term_id for t in vocabulary.values()}
         summaries = current.summaries - sum(bool(r["has_summary"]) for r in old)
@@ -361,7 +302,7 @@ class Publisher:
 
     def _vocabulary(
         self, current: State, added: list[dict[str, Any]], removed: list[dict[str, Any]]
-    ) -> dict[str, _Term]:
+    ) -> dict[str, Term]:
         """The terms of added and removed chunks (and of their windows), with their new
         document frequencies."""
         delta: dict[str, Counter[str]] = {lex.df: Counter() for lex in LEXICAL}
@@ -378,14 +319,14 @@ class Publisher:
             raise OutOfStep("the BM25 vocabulary lacks terms of removed chunks")
         found |= {r["term"]: r for r in by_id}
         next_id = current.next_term
-        out: dict[str, _Term] = {}
+        out: dict[str, Term] = {}
         for term in sorted(set(found).union(*delta.values())):
             row = found.get(term)
             if row is None:
-                out[term] = _Term(term, next_id, {f: 0 for f in delta}, None)
+                out[term] = Term(term, next_id, {f: 0 for f in delta}, None)
                 next_id += 1
             else:
-                out[term] = _Term(term, row["term_id"], {f: row[f] for f in delta}, row)
+                out[term] = Term(term, row["term_id"], {f: row[f] for f in delta}, row)
         for t in out.values():
             for f in t.df:
                 t.df[f] += delta[f].get(t.term, 0) - lost[f].get(t.term_id, 0)
@@ -402,52 +343,6 @@ class Publisher:
 
 class OutOfStep(Exception):
     """The collection cannot be brought to the next generation incrementally."""
-
-
-def _records(store: StoreView, ids: Sequence[int]) -> list[dict[str, Any]]:
-    """The store's records of chunks ``ids`` (StoreView.chunk_records), each with the terms of
-    its context window (``window``), as polisum.index.bm25.context_windows makes them for the
-    local backend: from the chunks of its document in reading order."""
-    records = store.chunk_records(ids)
-    documents = {r["document_id"] for r in records}
-    wanted = {r["id"] for r in records}
-    windows = {
-        cid: terms
-        for cid, terms in context_windows(store.iter_terms_by_document(documents))
-        if cid in wanted
-    }
-    for r in records:
-        r[WINDOW_BM25.record] = windows[r["id"]]
-    return records
-
-
-def _lexical_fields(
-    record: dict[str, Any], term_ids: Mapping[str, int], means: Mapping[str, float]
-) -> dict[str, Any]:
-    """A chunk row's fields of every BM25 signal: sparse vector, length, avgdl, exactness."""
-    out: dict[str, Any] = {}
-    for lex in LEXICAL:
-        terms = record[lex.record]
-        sparse, exact = bm25_sparse.document_vector(terms, term_ids, means[lex.signal])
-        out[lex.vector] = sparse or {NO_TERMS: 1.0}
-        out[lex.dl] = len(terms)
-        out[lex.avgdl] = means[lex.signal]
-        out[lex.exact] = exact
-    return out
-
-
-def _statistics(
-    rows: Iterable[tuple[int, list[str]]],
-) -> tuple[list[int], int, Counter[str]]:
-    """(ids, sum of the documents' lengths, document frequencies) of a corpus of (id, terms)."""
-    ids: list[int] = []
-    total = 0
-    df: Counter[str] = Counter()
-    for cid, terms in rows:
-        ids.append(cid)
-        total += len(terms)
-        df.update(set(terms))
-    return ids, total, df
 
 
 def _parts(values: Sequence[int], size: int = PAGE) -> Iterator[Sequence[int]]:

@@ -23,16 +23,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from polisum.errors import EmbedderMismatchError
 from polisum.index.backend import WINDOW
+from polisum.index.bm25 import DELTA, K1, METHOD, B
 from polisum.index.milvus_conn import MilvusError
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
     from polisum.index.backend import SearchFilter
+    from polisum.index.milvus_publish import Names
 
 # The layout of the collections. 2: context-window BM25 (a collection of format 1 is rebuilt
 # from the store by the ingest worker's next ingest or ``polisum index sync``).
@@ -167,6 +171,71 @@ def helper_index_params(client: MilvusClient, *scalar: str):
     for name in scalar:
         p.add_index(name, index_type="INVERTED")
     return p
+
+
+def collections(names: Names, dim: int, client: MilvusClient, vector_index: str):
+    """(name, schema, index parameters) of the three collections of an index."""
+    return (
+        (names.chunks, chunk_schema(dim), vector_index_params(client, vector_index)),
+        (
+            names.terms,
+            terms_schema(),
+            helper_index_params(client, "term_key", "term_id", *VISIBILITY_FIELDS),
+        ),
+        (names.meta, meta_schema(), helper_index_params(client)),
+    )
+
+
+# -- the info record ---------------------------------------------------------------------------
+# What the sparse weights of a collection were made with (recorded in its ``info``).
+BM25_PARAMS = {"method": METHOD, "k1": K1, "b": B, "delta": DELTA}
+
+
+def outdated(info: Mapping[str, Any]) -> bool:
+    """The collection was written by an earlier polisum in an older layout: the ingest worker
+    rebuilds it from the store (its next ingest, or ``polisum index sync``)."""
+    fmt = info.get("format")
+    return type(fmt) is int and 0 < fmt < FORMAT
+
+
+def lexical_of(info: Mapping[str, Any]) -> tuple[Lexical, ...]:
+    """The BM25 signals a collection holds: one of format 1 has the chunks' only (no context
+    windows), and answers with those until the ingest worker rebuilds it."""
+    return (BM25,) if outdated(info) else LEXICAL
+
+
+def check_info(info: Mapping[str, Any], meta: Mapping[str, str] | None, where: str) -> None:
+    """The collection (``info``) must hold the index whose store records ``meta``, built with
+    its embedder (``where``: the collection, named for an error message). A query-only replica
+    (``meta`` None) must score BM25 as the collection was weighted."""
+    if meta is None:
+        if info.get("bm25") != BM25_PARAMS:
+            raise MilvusError(
+                f"collection {where} was weighted for BM25 {info.get('bm25')}, this polisum "
+                f"scores with {BM25_PARAMS}: run `polisum index sync` with this version on the "
+                "ingest worker"
+            )
+        return
+    if info.get("format") != FORMAT and not outdated(info):
+        raise MilvusError(
+            f"collection {where} was not written by this polisum (format "
+            f"{info.get('format')}, this one writes {FORMAT}); choose another "
+            "milvus_collection or rebuild it with `polisum ingest FOLDER --rebuild`"
+        )
+    wanted = (meta.get("embedder"), meta.get("embedder_dim"))
+    built = (info.get("embedder"), str(info.get("embedder_dim")))
+    if wanted[0] and wanted != built:
+        raise EmbedderMismatchError(
+            f"collection {where} was built with embedder '{built[0]}' ({built[1]}-d), this "
+            f"index uses '{wanted[0]}' ({wanted[1]}-d): use another milvus_collection, or "
+            "rebuild it with `polisum ingest FOLDER --rebuild`"
+        )
+    if meta.get("index_id") and info.get("index_id") != meta.get("index_id"):
+        raise MilvusError(
+            f"collection {where} holds another index (published from another store); set "
+            "milvus_collection to a name of its own, or replace it with "
+            "`polisum ingest FOLDER --rebuild`"
+        )
 
 
 # -- state ----------------------------------------------------------------------------------------

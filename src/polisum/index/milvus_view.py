@@ -14,7 +14,6 @@ import numpy as np
 from polisum.index import bm25_sparse
 from polisum.index.backend import ALL_SIGNALS, Candidates, Query, SearchFilter
 from polisum.index.milvus_schema import (
-    LEXICAL,
     STRONG,
     Lexical,
     State,
@@ -116,7 +115,7 @@ class MilvusView:
                 b.client.query,
                 b.names.terms,
                 filter=f"term_key in {int_list(keys)} and {self.state.visible}",
-                output_fields=["term_key", "term", "term_id", *(lex.df for lex in LEXICAL)],
+                output_fields=["term_key", "term", "term_id", *(x.df for x in b.lexical)],
                 consistency_level=STRONG,
             )
             found = {keys[r["term_key"]]: r for r in rows if keys.get(r["term_key"]) == r["term"]}
@@ -148,7 +147,8 @@ class MilvusView:
         expr = f"{self.state.visible} and ({expr})" if expr else self.state.visible
         dense = "dense" in use and query.vector is not None
         summary = "summary" in use and query.vector is not None and self.state.summaries > 0
-        lexical = [lex for lex in LEXICAL if lex.signal in use]
+        # (a collection of an earlier polisum holds fewer: MilvusBackend.lexical)
+        lexical = [lex for lex in self.backend.lexical if lex.signal in use]
         ef = {"ef": max(HNSW_EF_SEARCH, n)}
         pools: list[np.ndarray] = []
         if dense:
@@ -158,7 +158,7 @@ class MilvusView:
             pools.append(self._search("summary_vector", query.vector.tolist(), n, expr_s, ef))
         weights = self._query_vectors(query.terms, lexical)
         for lex in lexical:
-            if weights[lex.signal]:  # each BM25's top n joins the pool
+            if weights.get(lex.signal):  # each BM25's top n joins the pool
                 pools.append(self._search(lex.vector, weights[lex.signal], n, expr, {}))
         ids = np.unique(np.concatenate(pools)) if pools else np.zeros(0, np.int64)
         if not len(ids):
