@@ -1,5 +1,6 @@
 """BM25 as a sparse inner product (polisum.index.bm25_sparse) against polisum's local BM25
-(bm25s), and the Milvus filter expressions. No Milvus needed."""
+(bm25s), of chunks and of their context windows, the context windows the Milvus publisher makes
+from the store, and the Milvus filter expressions. No Milvus needed."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import pytest
 
 from polisum.index import bm25_sparse
 from polisum.index.backend import SearchFilter
-from polisum.index.bm25 import BM25Index
+from polisum.index.bm25 import BM25Index, context_windows
 from polisum.index.milvus_conn import MilvusError
+from polisum.index.milvus_rows import store_records
 from polisum.index.milvus_schema import extension, quote, where_expression
+from polisum.index.records import ChunkRow, DocumentUpdate
+from polisum.index.store import MetadataStore
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +71,72 @@ def test_scores_stay_exact_when_rows_were_weighted_with_an_older_avgdl(corpus):
     np.testing.assert_allclose(exact, local, rtol=2e-6, atol=1e-5)
     inner = np.asarray([sum(w * v.get(t, 0.0) for t, w in q.items()) for v in stale])
     assert not np.allclose(inner, local, rtol=1e-3)  # the stored weights alone would drift
+
+
+@pytest.fixture(scope="module")
+def documents(corpus) -> list[tuple[int, int, list[str]]]:
+    """(chunk id, document id, terms) in reading order: the corpus cut into documents of 1 to
+    9 chunks, chunk ids not in reading order (a document re-ingested gets new ids)."""
+    rng = np.random.default_rng(11)
+    ids = rng.permutation(len(corpus)) + 1000
+    rows, start, doc = [], 0, 0
+    while start < len(corpus):
+        size = int(rng.integers(1, 10))
+        rows += [
+            (int(ids[i]), doc, corpus[i]) for i in range(start, min(start + size, len(corpus)))
+        ]
+        start, doc = start + size, doc + 1
+    return rows
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_window_exact_scores_equal_local_window_bm25(documents, query):
+    """The window corpus weighted as a sparse vector scores as the local backend's bm25w index,
+    also when rows were weighted with an older avgdl."""
+    windows = list(context_windows(documents))
+    local = BM25Index.from_rows(windows)
+    want = local.scores(query)
+    assert (want > 0).sum() > (
+        BM25Index.from_rows((i, t) for i, _, t in documents).scores(query) > 0
+    ).sum()
+    by_id = dict(windows)
+    terms = [by_id[i] for i in local.ids.tolist()]  # the local index's row order
+    mean = bm25_sparse.avgdl(sum(map(len, terms)), len(terms))
+    dl = np.asarray([len(t) for t in terms], float)
+    for weighted_with in (mean, mean * 1.3):
+        vocabulary, vectors = _sparse_side(terms, weighted_with)
+        q = bm25_sparse.query_vector(bm25_sparse.query_counts(query), vocabulary, len(terms))
+        exact = bm25_sparse.exact_scores(q, vectors, dl, np.full(len(terms), weighted_with), mean)
+        np.testing.assert_allclose(exact, want, rtol=2e-6, atol=1e-5)
+        assert ((exact == 0) == (want == 0)).all()
+
+
+def test_publisher_windows_are_the_local_backends(tmp_path):
+    """The windows the Milvus publisher reads for some chunks (from their documents only) are
+    those the local backend builds from the whole store (polisum.index.local._lexical)."""
+    store = MetadataStore(tmp_path / "meta.sqlite")
+    words = [f"w{i}" for i in range(40)]
+    updates = [
+        DocumentUpdate(
+            f"docs/d{d}.txt", None, None, None, "ok", None,
+            [
+                ChunkRow(f"d{d}-{o}", o, "text", None, None, 0, 4, f"h{d}-{o}", None, None,
+                         [words[(d * 7 + o * 3 + k) % 40] for k in range(o + 1)])
+                for o in range(n)
+            ],
+            {},
+        )
+        for d, n in enumerate([1, 2, 5, 3])
+    ]  # fmt: skip
+    store.publish(updates[::-1], [])  # documents' ids not in source order
+    with store.read() as view:
+        everything = dict(context_windows(view.iter_terms_by_document()))
+        ids = sorted(everything)[1::2]  # every other chunk: parts of documents
+        records = store_records(view, ids)
+        assert [r["id"] for r in records] == ids
+        assert all(r["window"] == everything[r["id"]] for r in records)
+    assert any(len(w) > len(t) for w, t in ((r["window"], r["terms"]) for r in records))
+    store.close()
 
 
 def test_term_frequencies_are_recovered_from_float32_weights():
