@@ -359,6 +359,18 @@ def test_modify_delete_prune_summaries_and_rebuild(tmp_path: Path, monkeypatch):
         assert all(not h.source.endswith("notes.txt") for h in idx.search("도서관 운영", k=10))
         assert idx.search("When do parks close?", k=1)[0].source == "docs/parks.txt"
         assert idx.search("신청 기간은 언제인가", k=1)[0].text.endswith("매년 3월이다.")
+        # rows weighted with an older avgdl (chunks' and windows') still score exactly
+        state = idx.backend._state()
+        stale = idx.backend.client.query(
+            idx.backend.names.chunks,
+            filter=f"{state.visible} and window_avgdl != {state.avgdl(WINDOW_BM25)!r}",
+            output_fields=["id"],
+        )
+        assert stale
+        with polisum.Index.open(project / ".polisum", backend="local") as loc:
+            for q in QUERIES:
+                want = [(h.chunk_id, round(h.score, 4)) for h in loc.search(q, k=5)]
+                assert [(h.chunk_id, round(h.score, 4)) for h in idx.search(q, k=5)] == want
 
         gen = idx.backend._state().generation
         assert idx.ingest(docs).publishes == 0 and idx.backend._state().generation == gen

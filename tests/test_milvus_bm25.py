@@ -12,7 +12,18 @@ from polisum.index.backend import SearchFilter
 from polisum.index.bm25 import BM25Index, context_windows
 from polisum.index.milvus_conn import MilvusError
 from polisum.index.milvus_rows import store_records
-from polisum.index.milvus_schema import extension, quote, where_expression
+from polisum.index.milvus_schema import (
+    BM25,
+    BM25_PARAMS,
+    FORMAT,
+    LEXICAL,
+    check_info,
+    extension,
+    lexical_of,
+    outdated,
+    quote,
+    where_expression,
+)
 from polisum.index.records import ChunkRow, DocumentUpdate
 from polisum.index.store import MetadataStore
 
@@ -160,6 +171,24 @@ def test_local_bm25_pool_holds_only_chunks_that_share_a_query_term():
     index = BM25Index.build(np.arange(4), [["a", "b"], ["c"], ["d", "d"], []])
     scores = index.scores(["a", "zzz"])
     assert scores[0] > 0 and (scores[1:] == 0).all()
+
+
+def test_collection_formats():
+    """Format 1 (before context windows) is upgraded by the worker, and queried meanwhile with
+    the chunks' BM25 only; another format (a newer polisum's, none) is a clear error, also on a
+    query-only replica (no store ``meta``)."""
+    meta = {"embedder": "e", "embedder_dim": "8", "index_id": "i"}
+    info = {"embedder": "e", "embedder_dim": 8, "index_id": "i", "bm25": BM25_PARAMS}
+    for record in (meta, None):
+        check_info({**info, "format": FORMAT}, record, "c")
+        check_info({**info, "format": 1}, record, "c")
+        for other in (FORMAT + 1, None, "1"):
+            with pytest.raises(MilvusError, match="not written by this polisum"):
+                check_info({**info, "format": other}, record, "c")
+    with pytest.raises(MilvusError, match="polisum index sync"):
+        check_info({**info, "format": FORMAT, "bm25": {"k1": 1.5}}, None, "c")
+    assert outdated({"format": 1}) and not outdated({"format": FORMAT})
+    assert lexical_of({"format": 1}) == (BM25,) and lexical_of({"format": FORMAT}) == LEXICAL
 
 
 # -- filter expressions -------------------------------------------------------------------------

@@ -208,6 +208,12 @@ def check_info(info: Mapping[str, Any], meta: Mapping[str, str] | None, where: s
     """The collection (``info``) must hold the index whose store records ``meta``, built with
     its embedder (``where``: the collection, named for an error message). A query-only replica
     (``meta`` None) must score BM25 as the collection was weighted."""
+    if info.get("format") != FORMAT and not outdated(info):
+        raise MilvusError(
+            f"collection {where} was not written by this polisum (format "
+            f"{info.get('format')}, this one writes {FORMAT}); choose another "
+            "milvus_collection or rebuild it with `polisum ingest FOLDER --rebuild`"
+        )
     if meta is None:
         if info.get("bm25") != BM25_PARAMS:
             raise MilvusError(
@@ -216,12 +222,6 @@ def check_info(info: Mapping[str, Any], meta: Mapping[str, str] | None, where: s
                 "ingest worker"
             )
         return
-    if info.get("format") != FORMAT and not outdated(info):
-        raise MilvusError(
-            f"collection {where} was not written by this polisum (format "
-            f"{info.get('format')}, this one writes {FORMAT}); choose another "
-            "milvus_collection or rebuild it with `polisum ingest FOLDER --rebuild`"
-        )
     wanted = (meta.get("embedder"), meta.get("embedder_dim"))
     built = (info.get("embedder"), str(info.get("embedder_dim")))
     if wanted[0] and wanted != built:
