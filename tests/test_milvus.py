@@ -20,8 +20,10 @@ import polisum
 from polisum.cli import app
 from polisum.errors import EmbedderMismatchError, IndexError_
 from polisum.index import bm25_sparse, milvus, milvus_publish
-from polisum.index.backend import SearchFilter
+from polisum.index.backend import WINDOW, SearchFilter
 from polisum.index.milvus_conn import MilvusError, MilvusSettings, connect
+from polisum.index.milvus_rows import CHUNK_FIELDS, TERM_FIELDS
+from polisum.index.milvus_schema import FORMAT, WINDOW_BM25, chunk_schema, terms_schema
 from tests.conftest import EN_LIBRARY, EN_SOLAR, KO_BUS, KO_RENT
 from tests.test_ingest import expected_chunk_ids
 
@@ -225,6 +227,104 @@ def test_a_lite_file_open_in_another_process_is_a_clear_error(project: Path, tmp
 
 
 # -- changes ------------------------------------------------------------------------------------
+def test_a_filter_restricts_the_window_pool(project: Path):
+    """Context-window BM25 alone: only chunks ``where`` allows, as the local backend finds."""
+    where = SearchFilter(source_prefix="docs/sub_dir/")
+    with (
+        polisum.Index.open(project / ".polisum", backend="milvus") as m,
+        polisum.Index.open(project / ".polisum", backend="local") as loc,
+    ):
+        for q in ("도서관 library", "library card 운영 시간"):
+            every = m.retriever().candidates(q, use=(WINDOW,))
+            got = m.retriever().candidates(q, use=(WINDOW,), where=where)
+            want = loc.retriever().candidates(q, use=(WINDOW,), where=where)
+            assert list(got.signals) == [WINDOW] and len(got.ids) > 0
+            np.testing.assert_array_equal(got.ids, want.ids)
+            np.testing.assert_allclose(got.signals[WINDOW], want.signals[WINDOW], rtol=1e-5)
+            with m.backend.view() as view:
+                sources = {r["source"] for r in view.chunk_rows(every.ids).values()}
+                assert all(where.matches(r["source"]) for r in view.chunk_rows(got.ids).values())
+            assert any(not where.matches(s) for s in sources)  # the filter left some out
+
+
+def _rewrite_as_format_1(backend: milvus.MilvusBackend) -> None:
+    """Make the collections what polisum's format 1 wrote: no context-window fields."""
+    from pymilvus import MilvusClient
+
+    window = {WINDOW_BM25.vector, WINDOW_BM25.dl, WINDOW_BM25.avgdl, WINDOW_BM25.exact}
+    window.add(WINDOW_BM25.df)
+    c, dim = backend.client, backend._info["embedder_dim"]
+    old_index = c.prepare_index_params()
+    for name in ("dense", "summary_vector"):
+        old_index.add_index(name, index_type="FLAT", metric_type="IP")
+    old_index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
+    for name in ("gen_from", "gen_to", "id", "has_summary", "source", "ext"):
+        old_index.add_index(name, index_type="INVERTED")
+    for name, schema, fields, index in (
+        (backend.names.chunks, chunk_schema(dim), CHUNK_FIELDS, old_index),
+        (backend.names.terms, terms_schema(), TERM_FIELDS, None),
+    ):
+        rows = c.query(name, filter="pk >= 0", output_fields=list(fields), limit=16384)
+        c.drop_collection(name)
+        old = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        for f in schema.fields:
+            if f.name not in window:
+                nullable = {"nullable": True} if f.nullable else {}
+                old.add_field(f.name, f.dtype, is_primary=f.is_primary, **nullable, **f.params)
+        if index is None:
+            index = c.prepare_index_params()
+            index.add_index("dummy", index_type="FLAT", metric_type="L2")
+        c.create_collection(name, schema=old, index_params=index, consistency_level="Strong")
+        c.insert(name, [{k: v for k, v in r.items() if k not in window} for r in rows])
+        assert not window & {f["name"] for f in c.describe_collection(name)["fields"]}
+    for key in ("current", "prepared"):
+        state = backend._meta(key)
+        backend._set_meta(key, {k: v for k, v in state.items() if k != "window_terms"})
+    backend._set_meta("info", {**backend._info, "format": 1})
+    backend._info = backend._meta("info")
+
+
+def test_a_collection_of_an_earlier_polisum_answers_until_the_worker_rebuilds_it(
+    tmp_path: Path, caplog
+):
+    """Collections written before context-window BM25: queries (here and on a replica) answer
+    with the signals they hold and say why in the log; the ingest worker's sync rebuilds them
+    from the store, and the replica then scores as the local backend."""
+    project = tmp_path / "proj"
+    write_docs(project / "docs")
+    settings = {"backend": "milvus", "milvus_uri": str(tmp_path / "shared.db")}
+    q = "청년 월세 도서관 library"
+    with polisum.Index.open(project / ".polisum", **settings) as idx:
+        idx.ingest(project / "docs")
+        _rewrite_as_format_1(idx.backend)
+        with polisum.Index.open(
+            tmp_path / "none", create=False, **settings, milvus_collection=idx.backend.names.chunks
+        ) as replica:
+            for index in (idx, replica):
+                with caplog.at_level("WARNING", logger="polisum.index.milvus"):
+                    caplog.clear()
+                    assert index.search(q, k=3)
+                assert "earlier polisum (format 1)" in caplog.text
+                assert "polisum index sync" in caplog.text
+                cands = index.retriever().candidates(q)
+                assert WINDOW not in cands.signals and (cands.signals["bm25"] > 0).any()
+            with polisum.Index.open(project / ".polisum", backend="local") as loc:
+                want = loc.retriever().candidates(q, use=("bm25",))
+            got = replica.retriever().candidates(q, use=("bm25",))
+            np.testing.assert_array_equal(got.ids, want.ids)  # chunk BM25 still exact
+            np.testing.assert_allclose(got.signals["bm25"], want.signals["bm25"], rtol=1e-5)
+            problem = idx.info()["backend"]["sync_problem"]
+            assert problem == "written by an earlier polisum (format 1)"
+
+            assert idx.sync()["action"] == "rebuilt"
+            assert idx.backend._info["format"] == FORMAT and idx.info()["backend"]["in_sync"]
+            with polisum.Index.open(project / ".polisum", backend="local") as loc:
+                want = [(h.chunk_id, round(h.score, 4)) for h in loc.search(q, k=5)]
+            for index in (idx, replica):
+                assert WINDOW in index.retriever().candidates(q).signals
+                assert [(h.chunk_id, round(h.score, 4)) for h in index.search(q, k=5)] == want
+
+
 def test_modify_delete_prune_summaries_and_rebuild(tmp_path: Path, monkeypatch):
     project = tmp_path / "proj"
     docs = project / "docs"
@@ -259,6 +359,18 @@ def test_modify_delete_prune_summaries_and_rebuild(tmp_path: Path, monkeypatch):
         assert all(not h.source.endswith("notes.txt") for h in idx.search("도서관 운영", k=10))
         assert idx.search("When do parks close?", k=1)[0].source == "docs/parks.txt"
         assert idx.search("신청 기간은 언제인가", k=1)[0].text.endswith("매년 3월이다.")
+        # rows weighted with an older avgdl (chunks' and windows') still score exactly
+        state = idx.backend._state()
+        stale = idx.backend.client.query(
+            idx.backend.names.chunks,
+            filter=f"{state.visible} and window_avgdl != {state.avgdl(WINDOW_BM25)!r}",
+            output_fields=["id"],
+        )
+        assert stale
+        with polisum.Index.open(project / ".polisum", backend="local") as loc:
+            for q in QUERIES:
+                want = [(h.chunk_id, round(h.score, 4)) for h in loc.search(q, k=5)]
+                assert [(h.chunk_id, round(h.score, 4)) for h in idx.search(q, k=5)] == want
 
         gen = idx.backend._state().generation
         assert idx.ingest(docs).publishes == 0 and idx.backend._state().generation == gen

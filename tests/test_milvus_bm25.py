@@ -1,5 +1,6 @@
 """BM25 as a sparse inner product (polisum.index.bm25_sparse) against polisum's local BM25
-(bm25s), and the Milvus filter expressions. No Milvus needed."""
+(bm25s), of chunks and of their context windows, the context windows the Milvus publisher makes
+from the store, and the Milvus filter expressions. No Milvus needed."""
 
 from __future__ import annotations
 
@@ -8,9 +9,23 @@ import pytest
 
 from polisum.index import bm25_sparse
 from polisum.index.backend import SearchFilter
-from polisum.index.bm25 import BM25Index
+from polisum.index.bm25 import BM25Index, context_windows
 from polisum.index.milvus_conn import MilvusError
-from polisum.index.milvus_schema import extension, quote, where_expression
+from polisum.index.milvus_rows import store_records
+from polisum.index.milvus_schema import (
+    BM25,
+    BM25_PARAMS,
+    FORMAT,
+    LEXICAL,
+    check_info,
+    extension,
+    lexical_of,
+    outdated,
+    quote,
+    where_expression,
+)
+from polisum.index.records import ChunkRow, DocumentUpdate
+from polisum.index.store import MetadataStore
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +84,72 @@ def test_scores_stay_exact_when_rows_were_weighted_with_an_older_avgdl(corpus):
     assert not np.allclose(inner, local, rtol=1e-3)  # the stored weights alone would drift
 
 
+@pytest.fixture(scope="module")
+def documents(corpus) -> list[tuple[int, int, list[str]]]:
+    """(chunk id, document id, terms) in reading order: the corpus cut into documents of 1 to
+    9 chunks, chunk ids not in reading order (a document re-ingested gets new ids)."""
+    rng = np.random.default_rng(11)
+    ids = rng.permutation(len(corpus)) + 1000
+    rows, start, doc = [], 0, 0
+    while start < len(corpus):
+        size = int(rng.integers(1, 10))
+        rows += [
+            (int(ids[i]), doc, corpus[i]) for i in range(start, min(start + size, len(corpus)))
+        ]
+        start, doc = start + size, doc + 1
+    return rows
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_window_exact_scores_equal_local_window_bm25(documents, query):
+    """The window corpus weighted as a sparse vector scores as the local backend's bm25w index,
+    also when rows were weighted with an older avgdl."""
+    windows = list(context_windows(documents))
+    local = BM25Index.from_rows(windows)
+    want = local.scores(query)
+    assert (want > 0).sum() > (
+        BM25Index.from_rows((i, t) for i, _, t in documents).scores(query) > 0
+    ).sum()
+    by_id = dict(windows)
+    terms = [by_id[i] for i in local.ids.tolist()]  # the local index's row order
+    mean = bm25_sparse.avgdl(sum(map(len, terms)), len(terms))
+    dl = np.asarray([len(t) for t in terms], float)
+    for weighted_with in (mean, mean * 1.3):
+        vocabulary, vectors = _sparse_side(terms, weighted_with)
+        q = bm25_sparse.query_vector(bm25_sparse.query_counts(query), vocabulary, len(terms))
+        exact = bm25_sparse.exact_scores(q, vectors, dl, np.full(len(terms), weighted_with), mean)
+        np.testing.assert_allclose(exact, want, rtol=2e-6, atol=1e-5)
+        assert ((exact == 0) == (want == 0)).all()
+
+
+def test_publisher_windows_are_the_local_backends(tmp_path):
+    """The windows the Milvus publisher reads for some chunks (from their documents only) are
+    those the local backend builds from the whole store (polisum.index.local._lexical)."""
+    store = MetadataStore(tmp_path / "meta.sqlite")
+    words = [f"w{i}" for i in range(40)]
+    updates = [
+        DocumentUpdate(
+            f"docs/d{d}.txt", None, None, None, "ok", None,
+            [
+                ChunkRow(f"d{d}-{o}", o, "text", None, None, 0, 4, f"h{d}-{o}", None, None,
+                         [words[(d * 7 + o * 3 + k) % 40] for k in range(o + 1)])
+                for o in range(n)
+            ],
+            {},
+        )
+        for d, n in enumerate([1, 2, 5, 3])
+    ]  # fmt: skip
+    store.publish(updates[::-1], [])  # documents' ids not in source order
+    with store.read() as view:
+        everything = dict(context_windows(view.iter_terms_by_document()))
+        ids = sorted(everything)[1::2]  # every other chunk: parts of documents
+        records = store_records(view, ids)
+        assert [r["id"] for r in records] == ids
+        assert all(r["window"] == everything[r["id"]] for r in records)
+    assert any(len(w) > len(t) for w, t in ((r["window"], r["terms"]) for r in records))
+    store.close()
+
+
 def test_term_frequencies_are_recovered_from_float32_weights():
     for dl in (1, 7, 120, 600, 3000):
         for mean in (3.5, 37.2, 400.0):
@@ -90,6 +171,24 @@ def test_local_bm25_pool_holds_only_chunks_that_share_a_query_term():
     index = BM25Index.build(np.arange(4), [["a", "b"], ["c"], ["d", "d"], []])
     scores = index.scores(["a", "zzz"])
     assert scores[0] > 0 and (scores[1:] == 0).all()
+
+
+def test_collection_formats():
+    """Format 1 (before context windows) is upgraded by the worker, and queried meanwhile with
+    the chunks' BM25 only; another format (a newer polisum's, none) is a clear error, also on a
+    query-only replica (no store ``meta``)."""
+    meta = {"embedder": "e", "embedder_dim": "8", "index_id": "i"}
+    info = {"embedder": "e", "embedder_dim": 8, "index_id": "i", "bm25": BM25_PARAMS}
+    for record in (meta, None):
+        check_info({**info, "format": FORMAT}, record, "c")
+        check_info({**info, "format": 1}, record, "c")
+        for other in (FORMAT + 1, None, "1"):
+            with pytest.raises(MilvusError, match="not written by this polisum"):
+                check_info({**info, "format": other}, record, "c")
+    with pytest.raises(MilvusError, match="polisum index sync"):
+        check_info({**info, "format": FORMAT, "bm25": {"k1": 1.5}}, None, "c")
+    assert outdated({"format": 1}) and not outdated({"format": FORMAT})
+    assert lexical_of({"format": 1}) == (BM25,) and lexical_of({"format": FORMAT}) == LEXICAL
 
 
 # -- filter expressions -------------------------------------------------------------------------

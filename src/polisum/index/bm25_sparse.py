@@ -13,6 +13,10 @@ the query's ``count * idf`` weights (query side, from document frequencies the b
 per generation). Milvus's own BM25 function cannot stand in for it: it tokenizes with its own
 analyzers (not Kiwi morphemes), uses Lucene's idf, and Milvus Lite keeps IDF per segment.
 
+The Milvus backend weights two corpora this way, with statistics of their own: the chunks,
+and their context windows (polisum.index.bm25.context_windows, polisum.index.milvus_schema.
+LEXICAL).
+
 Document weights depend on one global statistic, avgdl, which drifts as documents come and go.
 A stored row records the avgdl it was weighted with; the candidates' exact scores are
 recomputed at query time from the term frequencies recovered from those weights

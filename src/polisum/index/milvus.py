@@ -18,8 +18,13 @@ queries on G-1 while the store is at S: the next ingest (or ``polisum index sync
 in between, a collection deleted) is rebuilt from the store.
 
 Queries rank as the local backend does: each retriever's top n from Milvus (dense paragraph
-vectors, dense summary vectors, BM25 as a sparse inner product), then every candidate scored
-exactly by every retriever from its stored vectors, and fused by polisum.fusion.
+vectors, dense summary vectors, BM25 of the chunks and of their context windows as sparse inner
+products), then every candidate scored exactly by every retriever from its stored vectors, and
+fused by polisum.fusion.
+
+A collection written by an earlier polisum (an older ``FORMAT``) is rebuilt from the store by
+the ingest worker's next ingest or ``polisum index sync``; until then queries answer with the
+signals it holds (no context-window BM25), and say so in the log.
 """
 
 from __future__ import annotations
@@ -35,27 +40,25 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from polisum.errors import EmbedderMismatchError
-from polisum.index.bm25 import DELTA, K1, METHOD, B
 from polisum.index.milvus_conn import MilvusError, MilvusSettings, connect, disconnect
 from polisum.index.milvus_publish import Names, OutOfStep, Publisher
 from polisum.index.milvus_schema import (
+    BM25_PARAMS,
     FORMAT,
     STRONG,
-    VISIBILITY_FIELDS,
+    Lexical,
     State,
-    chunk_schema,
-    helper_index_params,
-    meta_schema,
+    check_info,
+    collections,
+    lexical_of,
     meta_value,
-    terms_schema,
-    vector_index_params,
+    outdated,
 )
 from polisum.index.milvus_view import MilvusView
 from polisum.index.records import Published
 from polisum.index.view import StoreView
 
 log = logging.getLogger(__name__)
-BM25_PARAMS = {"method": METHOD, "k1": K1, "b": B, "delta": DELTA}
 # Rows a publish replaced stay this long after it (queries that began before read them).
 PURGE_AFTER_S = 300.0
 
@@ -75,20 +78,15 @@ class MilvusBackend:
         self.vector_index = vector_index
         self.names = Names.of(settings.collection)
         self._lock = threading.Lock()
-        self._vocabulary: tuple[tuple[str, int], dict[str, tuple[int, int] | None]] = (("", -1), {})
+        self._vocabulary: tuple[tuple[str, int], dict[str, dict | None]] = (("", -1), {})
+        self._warned: str | None = None  # the outdated collection a warning was logged for
         self.client = connect(settings)
         try:
             self._info = self._open()
             # a replica queries with the embedder of the collection as it found it
             self._embedder = _embedder_of(self._info or {})
-            if store is not None and self._info is not None:
-                self._check(store.meta())
-            elif self._info is not None and self._info.get("bm25") != BM25_PARAMS:
-                raise MilvusError(
-                    f"collection {self.names.chunks} was weighted for BM25 {self._info['bm25']}, "
-                    f"this polisum scores with {BM25_PARAMS}: run `polisum index sync` with "
-                    "this version on the ingest worker"
-                )
+            if self._info is not None:
+                self._check(store.meta() if store is not None else None)
         except BaseException:
             disconnect(settings, self.client)
             raise
@@ -139,45 +137,17 @@ class MilvusBackend:
         value = self._meta(key) if self._info is not None else None
         return State(**value) if value else None
 
-    def _check(self, meta: Mapping[str, str]) -> None:
-        """The collection must hold this index, built with this index's embedder."""
-        info = self._info or {}
-        if info.get("format") != FORMAT:
-            raise MilvusError(
-                f"collection {self.names.chunks} at {self.settings.display} was not written by "
-                "this polisum (format differs); choose another milvus_collection or rebuild "
-                "it with `polisum ingest FOLDER --rebuild`"
-            )
-        wanted = (meta.get("embedder"), meta.get("embedder_dim"))
-        built = (info.get("embedder"), str(info.get("embedder_dim")))
-        if wanted[0] and wanted != built:
-            raise EmbedderMismatchError(
-                f"collection {self.names.chunks} at {self.settings.display} was built with "
-                f"embedder '{built[0]}' ({built[1]}-d), this index uses '{wanted[0]}' "
-                f"({wanted[1]}-d): use another milvus_collection, or rebuild it with "
-                "`polisum ingest FOLDER --rebuild`"
-            )
-        if meta.get("index_id") and info.get("index_id") != meta.get("index_id"):
-            raise MilvusError(
-                f"collection {self.names.chunks} at {self.settings.display} holds another "
-                "index (published from another store); set milvus_collection to a name of its "
-                "own, or replace it with `polisum ingest FOLDER --rebuild`"
-            )
+    def _check(self, meta: Mapping[str, str] | None) -> None:
+        """The collection must hold this index, built with this index's embedder (``meta``:
+        the store's record; None on a query-only replica)."""
+        check_info(self._info or {}, meta, f"{self.names.chunks} at {self.settings.display}")
 
     def _create(self, meta: Mapping[str, str]) -> None:
         """The three collections, empty, recording the embedder and the store they serve."""
         self._drop()
         dim = int(meta["embedder_dim"])
         c = self.client
-        for name, schema, index in (
-            (self.names.chunks, chunk_schema(dim), vector_index_params(c, self.vector_index)),
-            (
-                self.names.terms,
-                terms_schema(),
-                helper_index_params(c, "term_key", "term_id", *VISIBILITY_FIELDS),
-            ),
-            (self.names.meta, meta_schema(), helper_index_params(c)),
-        ):
+        for name, schema, index in collections(self.names, dim, c, self.vector_index):
             self._call(
                 "creating", c.create_collection, name, schema=schema, consistency_level=STRONG
             )
@@ -216,11 +186,17 @@ class MilvusBackend:
     def exists(self) -> bool:
         return self._info is not None
 
+    @property
+    def lexical(self) -> tuple[Lexical, ...]:
+        """The BM25 signals the collection holds."""
+        return lexical_of(self._info or {})
+
     # -- queries ---------------------------------------------------------------------------------
-    def vocabulary(self, state: State) -> dict[str, tuple[int, int] | None]:
-        """Term → (term id, document frequency) looked up so far in the generation of
-        ``state`` (None: not in its vocabulary). Versions never change, so lookups are kept
-        until the generation does: a frequent query term costs one lookup per publish."""
+    def vocabulary(self, state: State) -> dict[str, dict | None]:
+        """Term → its vocabulary row (term id, document frequencies) looked up so far in the
+        generation of ``state`` (None: not in its vocabulary). Versions never change, so lookups
+        are kept until the generation does: a frequent query term costs one lookup per
+        publish."""
         key = (state.incarnation, state.generation)
         cached, terms = self._vocabulary
         if cached != key or len(terms) > 200_000:
@@ -246,24 +222,36 @@ class MilvusBackend:
                     f"collection {self.names.chunks} was rebuilt with embedder '{built[0]}' "
                     f"({built[1]}-d) while this process queries with '{mine[0]}': restart it"
                 )
+        if outdated(self._info or {}) and self._warned != self._info.get("incarnation"):
+            self._warned = self._info.get("incarnation")
+            log.warning(
+                "collection %s was written by an earlier polisum (format %s): queries go "
+                "without context-window BM25 until `polisum index sync` (or an ingest) on the "
+                "ingest worker rebuilds it",
+                self.names.chunks,
+                self._info.get("format"),
+            )
         yield MilvusView(self, state)
 
     # -- publishing ------------------------------------------------------------------------------
-    def _publisher(self, meta: Mapping[str, str], current: State | None) -> Publisher:
+    def _publisher(self, meta: Mapping[str, str]) -> tuple[Publisher, State | None]:
+        """A publisher of the next generation, and the current one. A collection an earlier
+        polisum wrote in another layout is created again (its rows are derived from the
+        store, which holds everything they did)."""
         with self._lock:
-            if self._info is None:
-                self._create(meta)
-            else:
+            if self._info is not None:
                 self._check(meta)
+            if self._info is None or outdated(self._info):
+                self._create(meta)
+        current = self._state()
         generation = (current.generation if current else 0) + 1
-        return Publisher(
+        publisher = Publisher(
             self.client, self.names, meta["embedder"], int(meta["embedder_dim"]), generation
         )
+        return publisher, current
 
     def publish(self, change: Published, store: StoreView) -> None:
-        meta = store.meta()
-        current = self._state()
-        publisher = self._publisher(meta, current)
+        publisher, current = self._publisher(store.meta())
         self._call("cleaning up", publisher.cleanup, current)
         state = None
         same_bm25 = (self._info or {}).get("bm25") == BM25_PARAMS
@@ -343,9 +331,7 @@ class MilvusBackend:
             self.committed(generation)
             if self._in_sync(store):
                 return {"action": "switched", "generation": generation}
-        meta = store.meta()
-        current = self._state()
-        publisher = self._publisher(meta, current)
+        publisher, current = self._publisher(store.meta())
         self._call("cleaning up", publisher.cleanup, current)
         state = self._full(publisher, store, generation)
         self._prepare(state)
@@ -362,6 +348,8 @@ class MilvusBackend:
         self._check(store.meta())
         if state is None:
             return "nothing published yet"
+        if outdated(self._info):
+            return f"written by an earlier polisum (format {self._info['format']})"
         if self._info.get("bm25") != BM25_PARAMS:
             return "weighted for other BM25 parameters"
         if state.store_generation != store.generation:

@@ -9,9 +9,10 @@ the next one starts.
 
 Two ways to a generation:
 - incremental: the chunks a store publish added, removed or re-summarized, plus rows whose
-  BM25 weights were made with an avgdl too far from today's (bm25_sparse.AVGDL_TOLERANCE);
-  the document frequencies of the terms involved get new versions. Unchanged chunks are not
-  touched.
+  BM25 weights (of the chunk or of its context window) were made with an avgdl too far from
+  today's (bm25_sparse.AVGDL_TOLERANCE); the document frequencies of the terms involved get new
+  versions. Unchanged chunks are not touched. A store publish replaces documents whole, so the
+  context windows that change are exactly those of the chunks it adds and removes.
 - full: every chunk and term written again, with ``floor = G`` so that rows of earlier
   generations are not part of it. Used for the first publish, when the collection is not at
   the store's previous generation (an interrupted sync, another backend in between), and when
@@ -26,14 +27,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from polisum.index import bm25_sparse
-from polisum.index.milvus_conn import MilvusError
+from polisum.index.bm25 import context_windows
+from polisum.index.milvus_rows import (
+    CHUNK_FIELDS,
+    NO_TERMS,
+    TERM_FIELDS,
+    Term,
+    chunk_row,
+    statistics,
+    store_records,
+    term_row,
+)
 from polisum.index.milvus_schema import (
-    DUMMY_DIM,
+    BM25,
     FOREVER,
-    ROW_BITS,
-    TEXT_BYTES,
+    LEXICAL,
+    WINDOW_BM25,
     State,
-    extension,
     int_list,
     term_key,
 )
@@ -43,22 +53,12 @@ from polisum.index.view import StoreView
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
-# A chunk with no BM25 term still needs a sparse vector (Milvus refuses empty ones): this
-# dimension, which no query ever has, keeps its place.
-NO_TERMS = 2**32 - 2
 # Re-weighting more than this fraction of the rows is done as a full publish (cheaper: old rows
 # need not be read back to retire them).
 FULL_REWRITE_FRACTION = 0.3
 BATCH_ROWS = 500
 BATCH_BYTES = 8 << 20
 PAGE = 1000
-
-CHUNK_FIELDS = (
-    "pk", "id", "chunk_id", "document_id", "source", "ext", "section", "page", "text",
-    "summary", "start_char", "end_char", "has_summary", "dl", "bm25_avgdl", "exact_tf",
-    "gen_from", "gen_to", "dense", "summary_vector", "sparse",
-)  # fmt: skip
-TERM_FIELDS = ("pk", "term_key", "term", "term_id", "df", "gen_from", "gen_to", "dummy")
 
 
 @dataclass(frozen=True)
@@ -70,14 +70,6 @@ class Names:
     @classmethod
     def of(cls, collection: str) -> Names:
         return cls(collection, f"{collection}_terms", f"{collection}_meta")
-
-
-@dataclass
-class _Term:
-    term: str
-    term_id: int
-    df: int
-    old: dict[str, Any] | None  # the version visible now (None: a new term)
 
 
 class Publisher:
@@ -132,7 +124,8 @@ class Publisher:
         size = 0
         for row in rows:
             batch.append(row)
-            size += len(row.get("text") or "") * 3 + 8 * self.dim + 8 * len(row.get("sparse", ()))
+            size += len(row.get("text") or "") * 3 + 8 * self.dim
+            size += sum(8 * len(row.get(lex.vector, ())) for lex in LEXICAL)
             if len(batch) >= BATCH_ROWS or size >= BATCH_BYTES:
                 write(collection, batch)
                 batch, size = [], 0
@@ -162,13 +155,16 @@ class Publisher:
         store: StoreView,
         ids: Sequence[int],
         term_ids: dict[str, int],
-        mean: float,
+        means: dict[str, float],
         current: State | None = None,
     ) -> list[dict[str, Any]]:
-        """New versions of chunks ``ids`` from the store. Term ids missing from ``term_ids``
-        are those of terms ``current`` has (a re-written chunk's): looked up, and kept."""
-        records = store.chunk_records(ids)
-        missing = {t for r in records for t in r["terms"] if t not in term_ids}
+        """New versions of chunks ``ids`` from the store, weighted with ``means`` (avgdl by
+        Lexical.signal). Term ids missing from ``term_ids`` are those of terms ``current`` has
+        (a re-written chunk's): looked up, and kept."""
+        records = store_records(store, ids)
+        missing = {
+            t for r in records for lex in LEXICAL for t in r[lex.record] if t not in term_ids
+        }
         if missing:
             found = self._lookup_terms(current, missing) if current else {}
             if len(found) != len(missing):
@@ -178,80 +174,46 @@ class Publisher:
         summary = dict(
             zip(*store.vectors_for(self.embedder, "summary", self.dim, ids), strict=True)
         )
-        zeros = [0.0] * self.dim
-        rows = []
-        for r in records:
-            cid = r["id"]
-            if cid not in dense:
-                raise MilvusError(f"chunk {r['chunk_id']} of {r['source']} has no vector")
-            for name in ("text", "summary", "section"):
-                if r[name] and len(r[name].encode("utf-8", "replace")) > TEXT_BYTES:
-                    raise MilvusError(
-                        f"{r['source']}: a chunk's {name} is over Milvus's {TEXT_BYTES}-byte "
-                        "text limit; lower max_chars"
-                    )
-            sparse, exact = bm25_sparse.document_vector(r["terms"], term_ids, mean)
-            vector = summary.get(cid)
-            rows.append(
-                {
-                    "pk": self.generation << ROW_BITS | cid,
-                    "id": cid,
-                    "chunk_id": r["chunk_id"],
-                    "document_id": r["document_id"],
-                    "source": r["source"],
-                    "ext": extension(r["source"]),
-                    "section": r["section"],
-                    "page": r["page"],
-                    "text": r["text"],
-                    "summary": r["summary"],
-                    "start_char": r["start"],
-                    "end_char": r["end"],
-                    "has_summary": vector is not None,
-                    "dl": len(r["terms"]),
-                    "bm25_avgdl": mean,
-                    "exact_tf": exact,
-                    "gen_from": self.generation,
-                    "gen_to": FOREVER,
-                    "dense": dense[cid].tolist(),
-                    "summary_vector": zeros if vector is None else vector.tolist(),
-                    "sparse": sparse or {NO_TERMS: 1.0},
-                }
-            )
-        return rows
-
-    def _term_row(self, t: _Term) -> dict[str, Any]:
-        return {
-            "pk": self.generation << ROW_BITS | t.term_id,
-            "term_key": term_key(t.term),
-            "term": t.term.encode("utf-8", "replace")[:TEXT_BYTES].decode("utf-8", "ignore"),
-            "term_id": t.term_id,
-            "df": t.df,
-            "gen_from": self.generation,
-            "gen_to": FOREVER,
-            "dummy": [0.0] * DUMMY_DIM,
-        }
+        return [
+            chunk_row(r, self.generation, term_ids, means, dense, summary.get(r["id"]), self.dim)
+            for r in records
+        ]
 
     # -- full -----------------------------------------------------------------------------------
     def full(self, store: StoreView, store_generation: int) -> State:
         """Every chunk and term of ``store`` as generation ``self.generation``."""
+        corpora = {  # each Lexical's documents: the chunks, and their context windows
+            BM25.signal: store.iter_terms(),
+            WINDOW_BM25.signal: context_windows(store.iter_terms_by_document()),
+        }
         ids: list[int] = []
-        total = 0
-        df: Counter[str] = Counter()
-        for cid, terms in store.iter_terms():
-            ids.append(cid)
-            total += len(terms)
-            df.update(set(terms))
-        term_ids = {t: i for i, t in enumerate(sorted(df))}
-        terms = [_Term(t, i, df[t], None) for t, i in term_ids.items()]
-        self._write(self.names.terms, [self._term_row(t) for t in terms])
-        mean = bm25_sparse.avgdl(total, len(ids))
+        totals: dict[str, int] = {}
+        df: dict[str, Counter[str]] = {}
+        for lex in LEXICAL:
+            ids, totals[lex.signal], df[lex.df] = statistics(corpora[lex.signal])
+        ids.sort()  # both corpora hold every chunk once, the windows in reading order
+        # one vocabulary: a window's terms are terms of chunks of its document
+        term_ids = {t: i for i, t in enumerate(sorted(df[BM25.df]))}
+        terms = [Term(t, i, {f: c[t] for f, c in df.items()}, None) for t, i in term_ids.items()]
+        self._write(self.names.terms, [term_row(t, self.generation) for t in terms])
+        means = {s: bm25_sparse.avgdl(total, len(ids)) for s, total in totals.items()}
         summaries = 0
         for part in _parts(ids, BATCH_ROWS * 4):
-            rows = self._chunk_rows(store, part, term_ids, mean)
+            rows = self._chunk_rows(store, part, term_ids, means)
             self._write(self.names.chunks, rows)
             summaries += sum(r["has_summary"] for r in rows)
         g = self.generation
-        return State(g, g, store_generation, len(ids), total, summaries, len(terms), sum(ids))
+        return State(
+            generation=g,
+            floor=g,
+            store_generation=store_generation,
+            chunks=len(ids),
+            terms=totals[BM25.signal],
+            window_terms=totals[WINDOW_BM25.signal],
+            summaries=summaries,
+            next_term=len(terms),
+            id_sum=sum(ids),
+        )
 
     # -- incremental ------------------------------------------------------------------------------
     def incremental(self, store: StoreView, change: Published, current: State) -> State:
@@ -263,16 +225,21 @@ class Publisher:
         old = self._by_ids(self.names.chunks, "id", retired, visible, CHUNK_FIELDS)
         if len(old) != len(retired):
             raise OutOfStep("chunks the store replaces are not in the collection")
-        added = store.chunk_records(change.added)
+        added = store_records(store, change.added)
         gone = set(change.removed)
         removed = [r for r in old if r["id"] in gone]
         chunks = current.chunks + len(added) - len(removed)
         id_sum = current.id_sum + sum(change.added) - sum(change.removed)
         if (chunks, id_sum) != store.fingerprint():
             raise OutOfStep("the collection does not hold the store's previous chunks")
-        total = current.terms + sum(len(r["terms"]) for r in added) - sum(r["dl"] for r in removed)
-        mean = bm25_sparse.avgdl(total, chunks)
-        drift = self._drifted(current, mean)
+        totals = {
+            lex.signal: getattr(current, lex.total)
+            + sum(len(r[lex.record]) for r in added)
+            - sum(r[lex.dl] for r in removed)
+            for lex in LEXICAL
+        }
+        means = {s: bm25_sparse.avgdl(total, chunks) for s, total in totals.items()}
+        drift = self._drifted(current, means)
         drifting = self.count(self.names.chunks, drift) - sum(
             self.count(self.names.chunks, f"{drift} and id in {int_list(part)}")
             for part in _parts(sorted(retired))
@@ -281,74 +248,90 @@ class Publisher:
             raise OutOfStep(f"{drifting} chunks to re-weight")
 
         vocabulary = self._vocabulary(current, added, removed)
-        terms_changed = [t for t in vocabulary.values() if t.old is None or t.old["df"] != t.df]
+        terms_changed = [
+            t
+            for t in vocabulary.values()
+            if t.old is None or any(t.old[f] != n for f, n in t.df.items())
+        ]
         self._retire(self.names.terms, [t.old for t in terms_changed if t.old is not None])
-        self._write(self.names.terms, [self._term_row(t) for t in terms_changed if t.df > 0])
+        # a term no chunk holds any more (then no window either) leaves the vocabulary
+        self._write(
+            self.names.terms, [term_row(t, self.generation) for t in terms_changed if t.df[BM25.df]]
+        )
 
         term_ids = {t.term: t.term_id for t in vocabulary.values()}
         summaries = current.summaries - sum(bool(r["has_summary"]) for r in old)
         self._retire(self.names.chunks, old)
         rewrite = [*change.added, *change.summaries_changed]
         for part in _parts(rewrite, BATCH_ROWS * 4):
-            rows = self._chunk_rows(store, part, term_ids, mean, current)
+            rows = self._chunk_rows(store, part, term_ids, means, current)
             self._write(self.names.chunks, rows)
             summaries += sum(r["has_summary"] for r in rows)
         # retired rows no longer match ``drift`` (their gen_to is this generation), nor do the
         # rows drained below once re-written
         for page in self._drain(self.names.chunks, drift, CHUNK_FIELDS):
-            rows = self._chunk_rows(store, [r["id"] for r in page], term_ids, mean, current)
+            rows = self._chunk_rows(store, [r["id"] for r in page], term_ids, means, current)
             self._write(self.names.chunks, rows)
             self._retire(self.names.chunks, page)
         next_term = max([current.next_term, *(t.term_id + 1 for t in vocabulary.values())])
         return State(
-            self.generation,
-            current.floor,
-            change.generation,
-            chunks,
-            total,
-            summaries,
-            next_term,
-            id_sum,
+            generation=self.generation,
+            floor=current.floor,
+            store_generation=change.generation,
+            chunks=chunks,
+            terms=totals[BM25.signal],
+            window_terms=totals[WINDOW_BM25.signal],
+            summaries=summaries,
+            next_term=next_term,
+            id_sum=id_sum,
         )
 
-    def _drifted(self, current: State, mean: float) -> str:
-        """Rows of ``current``, not retired yet, whose weights must be made again for avgdl
-        ``mean``: made with an avgdl beyond the tolerance, or not invertible and not made with
-        exactly ``mean``."""
-        lo, hi = mean * (1 - bm25_sparse.AVGDL_TOLERANCE), mean * (1 + bm25_sparse.AVGDL_TOLERANCE)
-        return (
-            f"{current.visible} and gen_to == {FOREVER} and (bm25_avgdl < {lo!r} or "
-            f"bm25_avgdl > {hi!r} or (exact_tf == false and bm25_avgdl != {mean!r}))"
-        )
+    def _drifted(self, current: State, means: dict[str, float]) -> str:
+        """Rows of ``current``, not retired yet, whose weights (of either BM25) must be made
+        again for the avgdl ``means``: made with an avgdl beyond the tolerance, or not
+        invertible and not made with exactly today's."""
+        stale = []
+        for lex in LEXICAL:
+            mean = means[lex.signal]
+            lo, hi = (mean * (1 + s * bm25_sparse.AVGDL_TOLERANCE) for s in (-1, 1))
+            stale.append(
+                f"{lex.avgdl} < {lo!r} or {lex.avgdl} > {hi!r} or "
+                f"({lex.exact} == false and {lex.avgdl} != {mean!r})"
+            )
+        return f"{current.visible} and gen_to == {FOREVER} and ({' or '.join(stale)})"
 
     def _vocabulary(
         self, current: State, added: list[dict[str, Any]], removed: list[dict[str, Any]]
-    ) -> dict[str, _Term]:
-        """The terms of added and removed chunks, with their new document frequencies."""
-        delta: Counter[str] = Counter()
-        for r in added:
-            delta.update(set(r["terms"]))
-        lost: Counter[int] = Counter()
-        for r in removed:
-            lost.update(t for t in r["sparse"] if t != NO_TERMS)
-        found = self._lookup_terms(current, set(delta))
-        by_id = self._by_ids(self.names.terms, "term_id", lost, current.visible, TERM_FIELDS)
-        if len(by_id) != len(lost):
+    ) -> dict[str, Term]:
+        """The terms of added and removed chunks (and of their windows), with their new
+        document frequencies."""
+        delta: dict[str, Counter[str]] = {lex.df: Counter() for lex in LEXICAL}
+        lost: dict[str, Counter[int]] = {lex.df: Counter() for lex in LEXICAL}
+        for lex in LEXICAL:
+            for r in added:
+                delta[lex.df].update(set(r[lex.record]))
+            for r in removed:
+                lost[lex.df].update(t for t in r[lex.vector] if t != NO_TERMS)
+        found = self._lookup_terms(current, {t for d in delta.values() for t in d})
+        lost_ids = {t for c in lost.values() for t in c}
+        by_id = self._by_ids(self.names.terms, "term_id", lost_ids, current.visible, TERM_FIELDS)
+        if len(by_id) != len(lost_ids):
             raise OutOfStep("the BM25 vocabulary lacks terms of removed chunks")
         found |= {r["term"]: r for r in by_id}
         next_id = current.next_term
-        out: dict[str, _Term] = {}
-        for term in sorted(set(delta) | set(found)):
+        out: dict[str, Term] = {}
+        for term in sorted(set(found).union(*delta.values())):
             row = found.get(term)
             if row is None:
-                out[term] = _Term(term, next_id, 0, None)
+                out[term] = Term(term, next_id, {f: 0 for f in delta}, None)
                 next_id += 1
             else:
-                out[term] = _Term(term, row["term_id"], row["df"], row)
+                out[term] = Term(term, row["term_id"], {f: row[f] for f in delta}, row)
         for t in out.values():
-            t.df += delta.get(t.term, 0) - lost.get(t.term_id, 0)
-            if t.df < 0:
-                raise OutOfStep(f"term '{t.term}': document frequency below 0")
+            for f in t.df:
+                t.df[f] += delta[f].get(t.term, 0) - lost[f].get(t.term_id, 0)
+                if t.df[f] < 0:
+                    raise OutOfStep(f"term '{t.term}': document frequency ({f}) below 0")
         return out
 
     def _lookup_terms(self, current: State, terms: set[str]) -> dict[str, dict[str, Any]]:

@@ -12,8 +12,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from polisum.index import bm25_sparse
-from polisum.index.backend import SIGNALS, Candidates, Query, SearchFilter
-from polisum.index.milvus_schema import STRONG, State, int_list, term_key, where_expression
+from polisum.index.backend import ALL_SIGNALS, Candidates, Query, SearchFilter
+from polisum.index.milvus_schema import (
+    STRONG,
+    Lexical,
+    State,
+    int_list,
+    term_key,
+    where_expression,
+)
 from polisum.index.vectors import HNSW_EF_SEARCH
 
 if TYPE_CHECKING:
@@ -93,10 +100,11 @@ class MilvusView:
             )
         return out
 
-    def _query_vector(self, terms: list[str]) -> dict[int, float]:
-        """The query's BM25 side (term id → count * idf) from this generation's vocabulary."""
+    def _query_vectors(self, terms: list[str], used: Sequence[Lexical]) -> dict[str, dict]:
+        """The query's side of each used BM25 (Lexical.signal → term id → count * idf) from
+        this generation's vocabulary and document frequencies."""
         counts = bm25_sparse.query_counts(terms)
-        if not counts:
+        if not counts or not used:
             return {}
         known = self.backend.vocabulary(self.state)
         keys = {term_key(t): t for t in counts if t not in known}
@@ -107,20 +115,25 @@ class MilvusView:
                 b.client.query,
                 b.names.terms,
                 filter=f"term_key in {int_list(keys)} and {self.state.visible}",
-                output_fields=["term_key", "term", "term_id", "df"],
+                output_fields=["term_key", "term", "term_id", *(x.df for x in b.lexical)],
                 consistency_level=STRONG,
             )
             found = {keys[r["term_key"]]: r for r in rows if keys.get(r["term_key"]) == r["term"]}
             for t in keys.values():  # None: not in this generation's vocabulary
-                known[t] = (found[t]["term_id"], found[t]["df"]) if t in found else None
-        vocabulary = {t: known[t] for t in counts if known.get(t) is not None}
-        return bm25_sparse.query_vector(counts, vocabulary, self.state.chunks)
+                known[t] = found.get(t)
+        rows = {t: known[t] for t in counts if known.get(t) is not None}
+        return {
+            lex.signal: bm25_sparse.query_vector(
+                counts, {t: (r["term_id"], r[lex.df]) for t, r in rows.items()}, self.state.chunks
+            )
+            for lex in used
+        }
 
     def candidates(
         self,
         query: Query,
         n: int,
-        use: Sequence[str] = SIGNALS,
+        use: Sequence[str] = ALL_SIGNALS,
         where: SearchFilter | None = None,
     ) -> Candidates:
         """Each used retriever's top ``n`` from Milvus, then every candidate scored exactly by
@@ -134,7 +147,8 @@ class MilvusView:
         expr = f"{self.state.visible} and ({expr})" if expr else self.state.visible
         dense = "dense" in use and query.vector is not None
         summary = "summary" in use and query.vector is not None and self.state.summaries > 0
-        bm25 = "bm25" in use
+        # (a collection of an earlier polisum holds fewer: MilvusBackend.lexical)
+        lexical = [lex for lex in self.backend.lexical if lex.signal in use]
         ef = {"ef": max(HNSW_EF_SEARCH, n)}
         pools: list[np.ndarray] = []
         if dense:
@@ -142,15 +156,16 @@ class MilvusView:
         if summary:
             expr_s = f"{expr} and has_summary == true"
             pools.append(self._search("summary_vector", query.vector.tolist(), n, expr_s, ef))
-        weights = self._query_vector(query.terms) if bm25 else {}
-        if weights:
-            pools.append(self._search("sparse", weights, n, expr, {}))
+        weights = self._query_vectors(query.terms, lexical)
+        for lex in lexical:
+            if weights.get(lex.signal):  # each BM25's top n joins the pool
+                pools.append(self._search(lex.vector, weights[lex.signal], n, expr, {}))
         ids = np.unique(np.concatenate(pools)) if pools else np.zeros(0, np.int64)
         if not len(ids):
             return empty
         fields = [
             "id",
-            *(["dl", "bm25_avgdl", "sparse"] if bm25 else []),
+            *(f for lex in lexical for f in (lex.dl, lex.avgdl, lex.vector)),
             *(["dense"] if dense else []),
             *(["has_summary", "summary_vector"] if summary else []),
             *(["source"] if recheck else []),
@@ -161,13 +176,13 @@ class MilvusView:
         rows.sort(key=lambda r: r["id"])
         ids = np.asarray([r["id"] for r in rows], dtype=np.int64)
         signals: dict[str, np.ndarray] = {}
-        if bm25:
-            signals["bm25"] = bm25_sparse.exact_scores(
-                weights,
-                [r["sparse"] for r in rows],
-                np.asarray([r["dl"] for r in rows], np.float64),
-                np.asarray([r["bm25_avgdl"] for r in rows], np.float64),
-                self.state.avgdl,
+        for lex in lexical:
+            signals[lex.signal] = bm25_sparse.exact_scores(
+                weights.get(lex.signal, {}),
+                [r[lex.vector] for r in rows],
+                np.asarray([r[lex.dl] for r in rows], np.float64),
+                np.asarray([r[lex.avgdl] for r in rows], np.float64),
+                self.state.avgdl(lex),
             )
         q = np.asarray(query.vector, np.float32).ravel() if query.vector is not None else None
         if dense:

@@ -191,12 +191,19 @@ class StoreView:
         for chunk_id, terms in self._db.execute("SELECT id, terms FROM chunks ORDER BY id"):
             yield chunk_id, json.loads(terms)
 
-    def iter_terms_by_document(self) -> Iterator[tuple[int, int, list[str]]]:
+    def iter_terms_by_document(
+        self, documents: Iterable[int] | None = None
+    ) -> Iterator[tuple[int, int, list[str]]]:
         """(chunk id, document id, BM25 terms) in reading order, document by document (what
-        polisum.index.bm25.context_windows reads), streamed from one SELECT."""
-        for chunk_id, document_id, terms in self._db.execute(
-            "SELECT id, document_id, terms FROM chunks ORDER BY document_id, ordinal"
-        ):
+        polisum.index.bm25.context_windows reads), streamed from one SELECT (``documents``:
+        only the chunks of these documents, read 500 documents at a time)."""
+        sql = "SELECT id, document_id, terms FROM chunks {where} ORDER BY document_id, ordinal"
+        if documents is None:
+            rows: Iterable[tuple] = self._db.execute(sql.format(where=""))
+        else:  # ascending batches of documents: the order holds across batches
+            where = "WHERE document_id IN ({marks})"
+            rows = self._select_in(sql.format(where=where), [], sorted(set(documents)))
+        for chunk_id, document_id, terms in rows:
             yield chunk_id, document_id, json.loads(terms)
 
     # -- caches -----------------------------------------------------------------------------
