@@ -5,8 +5,9 @@ The names below are imported on first use (PEP 562), so ``import polisum.generat
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from polisum._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -62,10 +63,4 @@ if TYPE_CHECKING:
     from polisum.types import Chunk, Document, Element, Hit
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'polisum' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

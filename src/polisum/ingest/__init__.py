@@ -5,8 +5,9 @@ or ``report`` alone (the CLI, the evaluation) must not load every document parse
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from polisum._lazy import lazy_exports
 
 _EXPORTS = {
     "Engine": "polisum.ingest.engine",
@@ -45,10 +46,4 @@ if TYPE_CHECKING:
     from polisum.ingest.stages import FileJob, ParsedFile, ParseSettings, parse_file
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'polisum.ingest' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
