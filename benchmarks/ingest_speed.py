@@ -27,15 +27,13 @@ from _korquad import DEFAULT_DATA, load_korquad, write_corpus
 from polisum.embed import load_embedder
 
 
-def polisum_ingest(
-    docs: Path, index: Path, summarizer: str, **settings: int
-) -> tuple[float, float, int]:
+def polisum_ingest(docs: Path, index: Path, summarizer: str) -> tuple[float, float, int]:
     shutil.rmtree(index, ignore_errors=True)
-    with polisum.Index.open(index, summarizer=summarizer, **settings) as idx:
+    with polisum.Index.open(index, summarizer=summarizer) as idx:
         t = time.perf_counter()
         report = idx.ingest(docs)
         first = time.perf_counter() - t
-    with polisum.Index.open(index, **settings) as idx:  # a new process would start like this
+    with polisum.Index.open(index) as idx:  # a new process would start like this
         t = time.perf_counter()
         again = idx.ingest(docs)
         second = time.perf_counter() - t
