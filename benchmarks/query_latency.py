@@ -87,7 +87,9 @@ def make_corpus(src: Path, target: Path, size: int) -> int:
     }
     originals: dict[str, list[tuple[str, str | None, str | None]]] = {}
     for source, text_h, summary, summary_h in store._db.execute(
-        "SELECT d.source, c.text_hash, c.summary, c.summary_hash FROM chunks c "
+        # a paragraph's vector is under vector_hash when it was encoded with its summary
+        "SELECT d.source, COALESCE(c.vector_hash, c.text_hash), c.summary, c.summary_hash "
+        "FROM chunks c "
         "JOIN documents d ON d.id = c.document_id ORDER BY d.source, c.ordinal"
     ):
         originals.setdefault(Path(source).stem, []).append((text_h, summary, summary_h))
@@ -255,7 +257,7 @@ def phase_direct(src: Path, size: int, kind: str) -> dict:
     from the source index's stored terms and perturbed vectors (no Kiwi, no model calls at
     build time), for sizes where a full file ingest would not fit the time available."""
     from polisum.embed import load_embedder
-    from polisum.index.bm25 import BM25Index
+    from polisum.index.bm25 import BM25Index, context_windows
     from polisum.index.local import Generation, MemoryBackend
     from polisum.index.store import MetadataStore
     from polisum.index.vectors import VectorIndex
@@ -268,6 +270,7 @@ def phase_direct(src: Path, size: int, kind: str) -> dict:
     base_ids, base_text = store.vectors(name, "text", dim)
     sum_ids, base_sum = store.vectors(name, "summary", dim)
     term_rows = list(store.iter_terms())
+    window_of = dict(context_windows(store.iter_terms_by_document()))
     doc_of = dict(
         store._db.execute(
             "SELECT c.id, d.source FROM chunks c JOIN documents d ON d.id = c.document_id"
@@ -297,10 +300,15 @@ def phase_direct(src: Path, size: int, kind: str) -> dict:
     summaries = VectorIndex.build(dim, ids, perturbed(base_sum), kind)
     # each copy gets one unique tag term, as the tagged file copies do
     bm25 = BM25Index.build(ids, [[*base_terms[r], f"사본{i // n0}"] for i, r in enumerate(rows)])
+    windows = BM25Index.build(
+        ids, [[*window_of[int(term_ids[r])], f"사본{i // n0}"] for i, r in enumerate(rows)]
+    )
     build_s = time.perf_counter() - t
     build_rss = peak_rss_mb()
     embedder = load_embedder(name)
-    retriever = HybridRetriever(embedder, MemoryBackend(Generation(1, paragraphs, summaries, bm25)))
+    retriever = HybridRetriever(
+        embedder, MemoryBackend(Generation(1, paragraphs, summaries, bm25, windows))
+    )
     _, questions = load_korquad(DEFAULT_DATA)
     queries = samples(questions)[0][: int(os.environ.get("POLISUM_BENCH_QUERIES", N_QUERIES))]
     for q in queries[:5]:
@@ -388,7 +396,8 @@ def main() -> None:
             report["sizes"][size] = {
                 kind: run_phase("direct", str(src), kind, str(size)) for kind in args.kinds
             }
-            print(json.dumps({size: report["sizes"][size]}, indent=2), flush=True)
+            if not args.json:
+                print(json.dumps({size: report["sizes"][size]}, indent=2), flush=True)
         report["load_avg_end"] = load_avg()
         print(json.dumps(report, indent=2))
         return

@@ -71,13 +71,14 @@ def snapshot(idx: polisum.Index) -> dict:
     chunks = {
         row[0]: row[1:]
         for row in db.execute(
-            "SELECT chunk_id, text_hash, summary, summary_hash, terms, summary_info FROM chunks"
+            "SELECT chunk_id, COALESCE(vector_hash, text_hash), summary, summary_hash, terms,"
+            " summary_info FROM chunks"
         )
     }
     used = {
         h
-        for text_hash, _, summary_hash, _, _ in chunks.values()
-        for h in (text_hash, summary_hash)
+        for vector_hash, _, summary_hash, _, _ in chunks.values()
+        for h in (vector_hash, summary_hash)
         if h
     }
     vectors = {

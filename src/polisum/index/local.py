@@ -66,14 +66,14 @@ class Generation:
         new vectors are read), both BM25 indexes rebuilt from the stored terms (bm25s cannot
         delete; a chunk's change also changes its neighbours' windows)."""
         dim = self.paragraphs.dim
+        rewritten = [*change.added, *change.summaries_changed]
+        retired = [*change.removed, *change.summaries_changed]
         paragraphs = self.paragraphs.copy()
-        paragraphs.remove(change.removed)
-        paragraphs.add(*store.vectors_for(embedder, "text", dim, change.added))
+        paragraphs.remove(retired)  # a new summary can change the paragraph vector too
+        paragraphs.add(*store.vectors_for(embedder, "text", dim, rewritten))
         summaries = self.summaries.copy()
-        summaries.remove([*change.removed, *change.summaries_changed])
-        summaries.add(
-            *store.vectors_for(embedder, "summary", dim, [*change.added, *change.summaries_changed])
-        )
+        summaries.remove(retired)
+        summaries.add(*store.vectors_for(embedder, "summary", dim, rewritten))
         return Generation(change.generation, paragraphs, summaries, *_lexical(store))
 
     # -- files --------------------------------------------------------------------------------

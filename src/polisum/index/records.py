@@ -52,6 +52,8 @@ class ChunkRow:
     # guard flags), as recorded by polisum.summarize.Summary.info.
     summarizer: str | None = None
     summary_info: dict[str, Any] | None = None
+    # The paragraph vector's key when it is not the whole text's (polisum.ingest.vectors).
+    vector_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,12 +79,14 @@ class SummaryUpdate:
     summary_hash: str | None
     summarizer: str | None
     info: dict[str, Any] | None = None
+    vector_hash: str | None = None  # as ChunkRow.vector_hash: the summary can change it
 
 
 @dataclass(frozen=True)
 class Published:
     """What one publish changed, for the derived index to follow: chunk row ids added and
-    removed, and chunks that kept their id and paragraph vector but got a new summary."""
+    removed, and chunks that kept their id but got a new summary (and so maybe a new
+    paragraph vector: polisum.ingest.vectors)."""
 
     generation: int
     added: list[int]

@@ -46,8 +46,10 @@ __all__ = [
 ]
 
 # 2: summary provenance: chunks.summarizer / chunks.summary_info and summaries.info (JSON).
-# Version-1 indexes are migrated in place (columns added); nothing is recomputed.
-SCHEMA_VERSION = 2
+# 3: chunks.vector_hash, the key of a paragraph vector made from its summary's and its rest's
+#    (polisum.ingest.vectors); NULL: the vector of the whole text, keyed by text_hash.
+# Older indexes are migrated in place (columns added); nothing is recomputed.
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -78,7 +80,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     summary_hash TEXT,
     terms TEXT NOT NULL,
     summarizer TEXT,
-    summary_info TEXT
+    summary_info TEXT,
+    vector_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
 CREATE TABLE IF NOT EXISTS embeddings (
@@ -153,6 +156,9 @@ class MetadataStore(StoreView):
             version = int(self.get_meta("schema_version") or 0)
         if version == 1:
             self._migrate_v1()
+            version = 2
+        if version == 2:
+            self._migrate_v2()
             version = SCHEMA_VERSION
         if version != SCHEMA_VERSION:
             self._db.close()
@@ -180,6 +186,12 @@ class MetadataStore(StoreView):
             db.execute("ALTER TABLE chunks ADD COLUMN summary_info TEXT")
             db.execute("ALTER TABLE summaries ADD COLUMN info TEXT")
             db.execute("UPDATE chunks SET summarizer = 'legacy' WHERE summary IS NOT NULL")
+            self._set_meta("schema_version", "2")
+
+    def _migrate_v2(self) -> None:
+        """Add chunks.vector_hash; every existing paragraph vector is of the whole text."""
+        with self.transaction() as db:
+            db.execute("ALTER TABLE chunks ADD COLUMN vector_hash TEXT")
             self._set_meta("schema_version", str(SCHEMA_VERSION))
 
     # -- transactions and snapshots -----------------------------------------------------------
@@ -305,9 +317,9 @@ class MetadataStore(StoreView):
                 db.execute("RELEASE document")
             db.executemany(
                 "UPDATE chunks SET summary = ?, summary_hash = ?, summarizer = ?, "
-                "summary_info = ? WHERE id = ?",
+                "summary_info = ?, vector_hash = ? WHERE id = ?",
                 [
-                    (u.summary, u.summary_hash, u.summarizer, _json(u.info), u.chunk)
+                    (u.summary, u.summary_hash, u.summarizer, _json(u.info), u.vector_hash, u.chunk)
                     for u in summary_updates
                 ],
             )
@@ -342,7 +354,7 @@ class MetadataStore(StoreView):
             cur = db.execute(
                 "INSERT INTO chunks(chunk_id, document_id, ordinal, text, section, page, "
                 "start_char, end_char, text_hash, summary, summary_hash, terms, summarizer, "
-                "summary_info) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "summary_info, vector_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     c.chunk_id,
                     doc_id,
@@ -358,6 +370,7 @@ class MetadataStore(StoreView):
                     json.dumps(c.terms, ensure_ascii=False),
                     c.summarizer,
                     _json(c.summary_info),
+                    c.vector_hash,
                 ),
             )
             ids.append(cur.lastrowid)
@@ -369,7 +382,8 @@ class MetadataStore(StoreView):
             db.execute(
                 "DELETE FROM embeddings WHERE embedder = ? AND text_hash NOT IN "
                 "(SELECT text_hash FROM chunks UNION SELECT summary_hash FROM chunks "
-                "WHERE summary_hash IS NOT NULL)",
+                "WHERE summary_hash IS NOT NULL UNION SELECT vector_hash FROM chunks "
+                "WHERE vector_hash IS NOT NULL)",
                 (embedder,),
             )
             if summarizer:

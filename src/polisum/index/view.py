@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 _DOCUMENT_COLUMNS = (
     "id, source, content_hash, size, mtime_ns, status, error, n_chunks, metadata, ingested_at"
 )
-_VECTOR_COLUMN = {"text": "c.text_hash", "summary": "c.summary_hash"}
+# A paragraph vector made from its summary's and its rest's (polisum.ingest.vectors) has a key
+# of its own; the others are keyed by the text they encode.
+_VECTOR_COLUMN = {"text": "COALESCE(c.vector_hash, c.text_hash)", "summary": "c.summary_hash"}
 
 
 class StoreView:
@@ -218,6 +220,16 @@ class StoreView:
             hashes,
         )
         return {h: (s, json.loads(i) if i else None) for h, s, i in rows}
+
+    def cached_embeddings(self, embedder: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """text_hash → cached vector of ``embedder``, for those of ``hashes`` it has."""
+        rows = self._select_in(
+            "SELECT text_hash, vector FROM embeddings WHERE embedder = ? AND text_hash IN "
+            "({marks})",
+            [embedder],
+            hashes,
+        )
+        return {h: np.frombuffer(blob, dtype="<f4") for h, blob in rows}
 
     def cached_embedding_hashes(self, embedder: str, hashes: Iterable[str]) -> set[str]:
         rows = self._select_in(

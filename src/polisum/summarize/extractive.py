@@ -7,6 +7,7 @@ from collections import Counter
 
 import numpy as np
 
+from polisum.summarize.result import SummaryResult
 from polisum.text import Sentence, split_sentences_many, terms_many
 
 
@@ -23,24 +24,39 @@ class ExtractiveSummarizer:
         self.name = f"extractive-v1(max_chars={max_chars},max_sentences={max_sentences})"
 
     def summarize(self, texts: list[str]) -> list[str]:
+        return [r.summary for r in self.summarize_detailed(texts)]
+
+    def summarize_detailed(self, texts: list[str]) -> list[SummaryResult]:
         """Summaries of many paragraphs: Kiwi splits and analyses the whole batch at once, on
-        all its worker threads; each summary depends on its own paragraph only."""
+        all its worker threads; each summary depends on its own paragraph only. A summary made
+        of whole sentences records their spans in the paragraph as given."""
+        lead = [len(t) - len(t.lstrip()) for t in texts]
         texts = [t.strip() for t in texts]
         long = [i for i, t in enumerate(texts) if len(t) > self.max_chars]
         split = split_sentences_many([texts[i] for i in long])
         sentence_terms = iter(terms_many([s.text for ss in split if len(ss) > 1 for s in ss]))
-        out = list(texts)
+        out = [SummaryResult(t, method="extractive") for t in texts]
         for i, sentences in zip(long, split, strict=True):
             if len(sentences) <= 1:
-                out[i] = self._truncate(texts[i])
-            else:
-                out[i] = self._pick(sentences, [next(sentence_terms) for _ in sentences])
+                out[i] = SummaryResult(self._truncate(texts[i]), method="extractive")
+                continue
+            chosen, best = self._pick(sentences, [next(sentence_terms) for _ in sentences])
+            if not chosen:  # every sentence is longer than the cap
+                out[i] = SummaryResult(self._truncate(sentences[best].text), method="extractive")
+                continue
+            spans = [_stripped_span(sentences[j], lead[i]) for j in chosen]
+            summary = " ".join(sentences[j].text.strip() for j in chosen)
+            out[i] = SummaryResult(summary, method="extractive", spans=spans)
         return out
 
     def summarize_one(self, text: str) -> str:
         return self.summarize([text])[0]
 
-    def _pick(self, sentences: list[Sentence], sentence_terms: list[list[str]]) -> str:
+    def _pick(
+        self, sentences: list[Sentence], sentence_terms: list[list[str]]
+    ) -> tuple[list[int], int]:
+        """The chosen sentences' indexes in source order (empty when none fits the cap), and
+        the most central sentence's."""
         scores = self._centrality(sentence_terms)
         scores[0] += self.lead_bonus
         chosen: list[int] = []
@@ -53,9 +69,7 @@ class ExtractiveSummarizer:
                 continue
             chosen.append(int(i))
             used += length
-        if not chosen:  # every sentence is longer than the cap
-            return self._truncate(sentences[int(np.argmax(scores))].text)
-        return " ".join(sentences[i].text.strip() for i in sorted(chosen))
+        return sorted(chosen), int(np.argmax(scores))
 
     def _truncate(self, text: str) -> str:
         if len(text) <= self.max_chars:
@@ -78,3 +92,11 @@ class ExtractiveSummarizer:
         sim = mat @ mat.T
         np.fill_diagonal(sim, 0.0)
         return sim.sum(axis=1) / max(n - 1, 1)
+
+
+def _stripped_span(sentence: Sentence, offset: int) -> tuple[int, int]:
+    """The sentence's span without its surrounding whitespace, in the unstripped paragraph."""
+    text = sentence.text
+    start = sentence.start + len(text) - len(text.lstrip())
+    end = sentence.end - (len(text) - len(text.rstrip()))
+    return offset + start, offset + end
