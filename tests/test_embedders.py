@@ -52,6 +52,23 @@ def test_sentence_transformers_backend_from_a_local_path(minilm_path: str, monke
     _check_retrieval(embedder, EN_DOCS, EN_QUERIES)
 
 
+def test_sentence_transformers_pooling_decides_split_paragraph_vectors(minilm_path, monkeypatch):
+    """Only a model that ends in mean pooling (and a normalisation) reports "mean", the mode
+    under which paragraph vectors are made from their parts (polisum.ingest.vectors)."""
+    from sentence_transformers import SentenceTransformer, models
+
+    from polisum.embed.sentence_transformers import _pooling
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    embedder = load_embedder(f"st:{minilm_path}")
+    assert embedder.pooling == "mean"
+    modules = list(SentenceTransformer(minilm_path, device="cpu"))
+    with_dense = SentenceTransformer(modules=[*modules[:2], models.Dense(384, 384)], device="cpu")
+    assert _pooling(with_dense) == "unknown"
+    cls = models.Pooling(384, pooling_mode="cls")
+    assert _pooling(SentenceTransformer(modules=[modules[0], cls], device="cpu")) == "cls"
+
+
 def test_sentence_transformers_index_end_to_end(
     minilm_path: str, docs: Path, tmp_path: Path, monkeypatch
 ):

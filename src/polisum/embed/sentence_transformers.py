@@ -66,9 +66,14 @@ class SentenceTransformerEmbedder:
 
 
 def _pooling(model) -> str:
-    """ "mean" when the model's pooling module averages the token states and nothing else."""
-    for module in model:
-        mode = getattr(module, "get_pooling_mode_str", None)
-        if mode is not None:
-            return str(mode())
-    return "unknown"
+    """The pooling module's mode ("mean", "cls", ...), or "unknown" when a module other than
+    the transformer, the pooling and a normalisation follows (a Dense layer with its tanh
+    would make a paragraph vector no longer a function of its parts' mean)."""
+    known = {"Transformer", "Pooling", "Normalize"}
+    pooling = [m for m in model if type(m).__name__ == "Pooling"]
+    if len(pooling) != 1 or any(type(m).__name__ not in known for m in model):
+        return "unknown"
+    mode = getattr(pooling[0], "pooling_mode", None)  # sentence-transformers >= 6
+    if mode is None:
+        mode = pooling[0].get_pooling_mode_str()
+    return mode if isinstance(mode, str) else "+".join(mode)  # several modes: concatenated
